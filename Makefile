@@ -1,0 +1,48 @@
+# Every target does its own set-up; stamps make a second run resolve nothing from the network.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .stamps
+JARS   := .jars
+
+.PHONY: setup demo test smoke lint jars postgres clean
+
+setup: $(STAMPS)/venv jars
+
+$(STAMPS)/venv: setup.py
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+# Resolves cdp_lib/jvm/pom.xml into .jars/ only when the cache is incomplete.
+jars: $(STAMPS)/venv
+	@$(BIN)/python -c "from cdp_lib.runtime import jar_paths; jar_paths()" 2>/dev/null || { \
+	  command -v mvn >/dev/null || { echo "Maven (mvn) is needed to resolve the JVM jars: apt-get install maven" >&2; exit 2; }; \
+	  echo "resolving JVM jars from Maven Central into $(JARS)/"; \
+	  rm -rf $(JARS).tmp && \
+	  mvn -q -B -f cdp_lib/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS).tmp && \
+	  rm -rf $(JARS) && mv $(JARS).tmp $(JARS); }
+
+# PostgreSQL binaries for the JDBC-source tests (the tests start their own server).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || { \
+	  echo "installing Debian's postgresql for the JDBC tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
+
+demo: setup
+	$(BIN)/cdp demo
+
+smoke: setup
+	$(BIN)/cdp smoke
+
+test: setup postgres
+	$(BIN)/ruff check cdp_lib jobs tests bench
+	$(BIN)/pytest -q
+
+lint: $(STAMPS)/venv
+	$(BIN)/ruff check cdp_lib jobs tests bench
+
+clean:
+	rm -rf lakehouse landing truth spark-warehouse $(STAMPS) .pytest_cache

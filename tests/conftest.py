@@ -1,0 +1,70 @@
+"""One session-scoped SparkSession for the whole suite, tuned for tiny test data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cdp_lib.config import load_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cdp")
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_root, monkeypatch_session):
+    # The real conf/ with the lakehouse moved into a temp dir: tests exercise the shipped config.
+    monkeypatch_session.setenv("CDP_LAKEHOUSE", str(tmp_root / "lakehouse"))
+    monkeypatch_session.setenv("CDP_LANDING", str(tmp_root / "landing"))
+    return load_settings("local", PROJECT / "conf")
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def spark(settings):
+    from cdp_lib.session import build_session
+
+    test_conf = {
+        # Test frames have a handful of rows: 200 (or even 4) shuffle partitions is pure overhead.
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        # No UI: saves start-up time and a port per run.
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # Delta reads its log with its own partition count; keep it tiny.
+        "spark.databricks.delta.snapshotPartitions": "1",
+        # Skip Delta's per-commit stats collection and log compaction work the tests never read.
+        "spark.databricks.delta.stats.collect": "false",
+        # Small frames: broadcasting is always right and avoids sort-merge shuffles.
+        "spark.sql.autoBroadcastJoinThreshold": str(50 * 1024 * 1024),
+        "spark.driver.memory": "3g",
+    }
+    session = build_session(settings, test_conf)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def lakehouse(spark, settings):
+    from cdp_lib.lakehouse import Lakehouse
+
+    return Lakehouse(spark, settings)
+
+
+@pytest.fixture
+def fresh_dir(tmp_path):
+    """A per-test directory, removed afterwards to keep /tmp small."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
