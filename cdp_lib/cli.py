@@ -71,11 +71,21 @@ def _load_commands() -> None:
     # Importing a module registers its commands; keep Spark imports lazy inside them.
     import importlib
 
-    for module in ("cdp_lib.commands",):
+    # One module per area registers that area's commands (areas own their CLI surface).
+    for module in (
+        "cdp_lib.generate.cli",
+        "cdp_lib.bronze.cli",
+        "cdp_lib.silver.cli",
+        "cdp_lib.identity.cli",
+        "cdp_lib.gold.cli",
+        "cdp_lib.activation.cli",
+        "cdp_lib.pipeline.cli",
+        "cdp_lib.streaming.cli",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            if exc.name is None or not module.startswith(exc.name):
                 raise
 
 
