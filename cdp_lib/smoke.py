@@ -20,7 +20,7 @@ def component_label(component: int) -> str:
     return f"customer-{component}"
 
 
-def run_smoke(spark: SparkSession, lakehouse: "Lakehouse") -> dict:
+def run_smoke(spark: SparkSession, lakehouse: Lakehouse) -> dict:
     """Write, MERGE and read back ``ops.smoke``; cluster a small known graph.
 
     Returns a summary with the rows after MERGE, the version-0 row count read by time
