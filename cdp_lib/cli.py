@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--env", default=d(None), help="environment in conf/env/ (default: $CDP_ENV or local)")
         p.add_argument("--conf-dir", type=Path, default=d(None), help="config directory (default: ./conf)")
         p.add_argument("-v", "--verbose", action="store_true", default=d(False), help="debug logging")
+        p.add_argument("--run-id", default=d(None), help="run id to record in ops.run_log (default: a new one)")
         return p
 
     parser = argparse.ArgumentParser(

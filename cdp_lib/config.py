@@ -149,19 +149,23 @@ def _deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def _raise_validation(file: str, exc: ValidationError) -> None:
-    first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or None
-    kind = first["type"]
+def _describe(error: dict) -> tuple[str | None, str]:
+    key = ".".join(str(p) for p in error["loc"]) or None
+    kind = error["type"]
     if kind == "extra_forbidden":
-        problem = "unknown key (check the spelling)"
-    elif kind == "missing":
-        problem = "required key is missing"
-    else:
-        problem = f"{first['msg']} (got {first.get('input')!r})"
-    more = len(exc.errors()) - 1
-    if more:
-        problem += f" [and {more} more problem(s)]"
+        return key, "unknown key (check the spelling)"
+    if kind == "missing":
+        return key, "required key is missing"
+    return key, f"{error['msg']} (got {error.get('input')!r})"
+
+
+def _raise_validation(file: str, exc: ValidationError) -> None:
+    # A typo shows up as an unknown key plus a missing one: name the unknown key first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    key, problem = _describe(errors[0])
+    others = ["{}: {}".format(*_describe(e)) for e in errors[1:4]]
+    if others:
+        problem += " [also: " + "; ".join(others) + ("; ..." if len(errors) > 4 else "") + "]"
     raise ConfigError(file, key, problem) from None
 
 
