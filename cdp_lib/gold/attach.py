@@ -1,0 +1,38 @@
+"""Attach gold inputs to customers through gold.identity_map."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from cdp_lib.gold.config import GoldInput
+
+__all__ = ["ROW_KEY", "with_customer_id"]
+
+ROW_KEY = "_gold_row_key"
+
+
+def with_customer_id(df: DataFrame, inp: GoldInput, identity_map: DataFrame) -> DataFrame:
+    """Add ``customer_id``: the customer of the row's first identifier (in declared order) found in the map.
+
+    Rows none of whose identifiers is mapped get a null ``customer_id``. Each row is keyed by a
+    hash of all its columns, so the lookup is one explode + one join whatever the number of
+    identifier columns.
+    """
+    df = df.where(inp.where) if inp.where else df
+    df = df.withColumn(ROW_KEY, F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]))
+    ids = F.array(
+        *[
+            F.struct(
+                F.lit(i).alias("priority"), F.lit(t).alias("id_type"), F.col(f"`{c}`").cast("string").alias("id_value")
+            )
+            for i, (t, c) in enumerate(inp.identifiers.items())
+        ]
+    )
+    exploded = df.select(ROW_KEY, F.inline(ids)).where(F.col("id_value").isNotNull())
+    resolved = (
+        exploded.join(identity_map.select("id_type", "id_value", "customer_id"), ["id_type", "id_value"])
+        .groupBy(ROW_KEY)
+        .agg(F.min_by("customer_id", "priority").alias("customer_id"))
+    )
+    return df.join(resolved, ROW_KEY, "left")
