@@ -23,6 +23,7 @@ setup(
         "boto3==1.43.11",
         "phonenumbers==9.0.43",
         "email-validator==2.4.0",
+        "rapidfuzz==3.14.6",  # Jaro-Winkler for the identity probabilistic tier
     ],
     extras_require={
         "test": [

@@ -137,4 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m cdp_lib.cli`: run the imported module's main, where the areas register their commands.
+    from cdp_lib.cli import main as _main
+
+    sys.exit(_main())

@@ -14,6 +14,8 @@ __all__ = [
     "DataQualityError",
     "GiantComponentError",
     "ExportError",
+    "GenerateError",
+    "TriggerDeliveryError",
 ]
 
 
@@ -53,3 +55,11 @@ class GiantComponentError(CdpError):
 
 class ExportError(CdpError):
     """An activation drop could not be written."""
+
+
+class GenerateError(CdpError):
+    """The sample-data generator cannot write where it was asked to."""
+
+
+class TriggerDeliveryError(CdpError):
+    """A fired real-time trigger could not be delivered to a sink (it is retried later)."""

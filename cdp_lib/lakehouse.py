@@ -76,7 +76,7 @@ class Lakehouse:
         names = []
         for status in fs.listStatus(base):
             name = status.getPath().getName()
-            if status.isDirectory() and _NAME.match(name) and fs.exists(status.getPath().suffix("/_delta_log")):
+            if status.isDirectory() and _NAME.match(name) and _has_commit(fs, status.getPath().suffix("/_delta_log")):
                 names.append(name)
         return sorted(names)
 
@@ -88,3 +88,11 @@ class Lakehouse:
                 registered.append(f"{layer}.{table}")
         log.info("registered %d lakehouse tables", len(registered))
         return registered
+
+
+_COMMIT = re.compile(r"^\d{20}\.(json|checkpoint.*\.(parquet|json))$")
+
+
+def _has_commit(fs, log_dir) -> bool:
+    """A table whose first commit was interrupted (a killed job) has a _delta_log without commits."""
+    return fs.exists(log_dir) and any(_COMMIT.match(s.getPath().getName()) for s in fs.listStatus(log_dir))

@@ -72,6 +72,9 @@ def build_session(settings: Settings, extra_conf: dict[str, str] | None = None) 
         # Python workers run the driver's interpreter (the venv with cdp_lib's deps), not
         # whatever python3 is first on PATH.
         builder = builder.config("spark.pyspark.python", os.environ.get("PYSPARK_PYTHON", sys.executable))
+        # In-process pyspark builds UDF workers from $PYSPARK_PYTHON (default: "python3" on PATH,
+        # i.e. possibly not the venv), ignoring spark.pyspark.python: pin it to this interpreter.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {**session_conf(settings, include_jars=not submitted), **(extra_conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

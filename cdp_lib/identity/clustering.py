@@ -1,0 +1,236 @@
+"""Identifier graph -> clusters that satisfy the per-cluster limits.
+
+1. Junk identifiers (shared-identifier guard) lose all their edges.
+2. Connected components over integer vertex ids (xxhash64, collision-checked).
+3. Components breaking a ``max_per_cluster`` limit (two crm_ids, two birth dates) are
+   rebuilt on the driver, edge by edge from the strongest (rule priority, score, support),
+   skipping every edge that would create a cluster over a limit (a constrained Kruskal).
+   So the limits hold on the FINAL clusters, and the edge dropped is the weakest one
+   that would have broken them.
+
+Every step is local to a component, which is what makes :func:`update_clusters` (re-cluster
+only the components a batch touches) give exactly the clusters of :func:`cluster_graph`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from cdp_lib.errors import CdpError, GiantComponentError
+from cdp_lib.identity.components import connected_components
+from cdp_lib.identity.config import IdentityConfig
+from cdp_lib.identity.graph import vertex_id
+from cdp_lib.identity.guards import junk_identifiers
+
+__all__ = ["ClusterResult", "cluster_graph", "update_clusters", "STATUS_KEPT", "STATUS_JUNK", "STATUS_LIMIT"]
+
+log = logging.getLogger(__name__)
+
+STATUS_KEPT = "kept"
+STATUS_JUNK = "junk_identifier"
+STATUS_LIMIT = "cluster_limit"
+_EDGE_KEY = ["id_type_a", "id_value_a", "id_type_b", "id_value_b", "rule", "source"]
+
+
+@dataclass
+class ClusterResult:
+    assign: DataFrame  # id_type, id_value, vid, component (smallest vid of the cluster)
+    edges: DataFrame  # the input edges + status
+    junk: DataFrame  # id_type, id_value, n_type, n_linked
+    repaired_components: int
+
+
+def _with_vid(vertices: DataFrame) -> DataFrame:
+    v = vertices.select("id_type", "id_value", "cvals").withColumn("vid", vertex_id("id_type", "id_value"))
+    clash = v.groupBy("vid").agg(F.count(F.lit(1)).alias("n")).where("n > 1").limit(1).count()
+    if clash:
+        raise CdpError("identity vertex id collision (xxhash64); report this: it is a one-in-2^64 event")
+    return v
+
+
+def _kruskal(vertices: list, edges: list, limits: dict[str, int]) -> tuple[dict[int, int], set]:
+    """Constrained union-find. Returns vid -> cluster label (min vid) and the rejected edge keys."""
+    parent: dict[int, int] = {}
+    vals: dict[int, dict[str, set]] = {}
+    for vid, cvals in vertices:
+        parent[vid] = vid
+        d: dict[str, set] = defaultdict(set)
+        for kv in cvals or []:
+            k, _, val = kv.partition("=")
+            d[k].add(val)
+        vals[vid] = d
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    rejected = set()
+    # Strongest first; a full, deterministic order so the result never depends on partitioning.
+    for e in sorted(edges, key=lambda e: (-e.priority, -(e.score if e.score is not None else 1.0),
+                                          -e.n_records, tuple(e[k] for k in _EDGE_KEY))):
+        ra, rb = find(e.vid_a), find(e.vid_b)
+        if ra == rb:
+            continue
+        da, db = vals[ra], vals[rb]
+        ok = True
+        for k, limit in limits.items():
+            union = da.get(k, set()) | db.get(k, set())
+            # A vertex that alone breaks a limit (one crm record, two birth dates) can still join
+            # a compatible cluster; what is refused is a merge that adds new distinct values.
+            if len(union) > max(limit, len(da.get(k, ())), len(db.get(k, ()))):
+                ok = False
+                break
+        if not ok:
+            rejected.add(tuple(e[k] for k in _EDGE_KEY))
+            continue
+        lo, hi = (ra, rb) if ra < rb else (rb, ra)
+        parent[hi] = lo
+        for k, s in db.items() if lo == ra else da.items():
+            vals[lo].setdefault(k, set()).update(s)
+    return {v: find(v) for v in parent}, rejected
+
+
+def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: IdentityConfig) -> tuple:
+    """CC + limit repair on (vertices with vid, kept edges). Returns (assign, rejected keys df, n repaired)."""
+    spark = vertices.sparkSession
+    ends = kept.join(
+        vertices.select(F.col("id_type").alias("id_type_a"), F.col("id_value").alias("id_value_a"),
+                        F.col("vid").alias("vid_a")), ["id_type_a", "id_value_a"]
+    ).join(
+        vertices.select(F.col("id_type").alias("id_type_b"), F.col("id_value").alias("id_value_b"),
+                        F.col("vid").alias("vid_b")), ["id_type_b", "id_value_b"]
+    )
+    ends = ends.persist()
+    comp = connected_components(
+        vertices.select(F.col("vid").alias("id")),
+        ends.select(F.col("vid_a").alias("src"), F.col("vid_b").alias("dst")),
+        max_iterations=cfg.max_iterations,
+    )
+    assign = vertices.join(comp.withColumnRenamed("id", "vid"), "vid").persist()
+    rejected_schema = ", ".join(f"{k} string" for k in _EDGE_KEY)
+    limits = dict(cfg.max_per_cluster)
+    if not limits:
+        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], rejected_schema), 0
+    exploded = assign.select("component", F.explode("cvals").alias("kv")).select(
+        "component", F.split("kv", "=", 2)[0].alias("k"), F.split("kv", "=", 2)[1].alias("v")
+    )
+    limit_col = F.create_map(*[x for k, n in limits.items() for x in (F.lit(k), F.lit(n))])
+    bad = (
+        exploded.groupBy("component", "k").agg(F.countDistinct("v").alias("n"))
+        .where(F.col("n") > limit_col[F.col("k")])
+        .select("component").distinct()
+    ).persist()
+    n_bad = bad.count()
+    if n_bad == 0:
+        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], rejected_schema), 0
+    bad_vertices = assign.join(F.broadcast(bad), "component")
+    bad_edges = ends.join(bad_vertices.select(F.col("vid").alias("vid_a")), "vid_a")
+    n_edges = bad_edges.count()
+    if n_edges > cfg.max_repair_edges:
+        raise GiantComponentError(
+            f"{n_bad} clusters break max_per_cluster limits with {n_edges} edges, more than max_repair_edges "
+            f"({cfg.max_repair_edges}): the graph is glued by junk identifiers; extend the blocklist"
+        )
+    v_rows = bad_vertices.select("vid", "cvals").collect()
+    e_rows = bad_edges.select("vid_a", "vid_b", "priority", "score", "n_records", *_EDGE_KEY).collect()
+    labels, rejected = _kruskal([(r.vid, r.cvals) for r in v_rows], e_rows, limits)
+    log.info("cluster limits: %d clusters rebuilt, %d edges dropped", n_bad, len(rejected))
+    relabel = spark.createDataFrame(list(labels.items()), "vid long, new_component long")
+    fixed = (
+        assign.join(F.broadcast(relabel), "vid", "left")
+        .select("id_type", "id_value", "vid", F.coalesce("new_component", "component").alias("component"))
+    )
+    rejected_df = spark.createDataFrame(sorted(rejected), rejected_schema)
+    return fixed, rejected_df, n_bad
+
+
+def _status(edges: DataFrame, junk: DataFrame, rejected: DataFrame) -> DataFrame:
+    ja = junk.select(F.col("id_type").alias("id_type_a"), F.col("id_value").alias("id_value_a"),
+                     F.lit(True).alias("_ja"))
+    jb = junk.select(F.col("id_type").alias("id_type_b"), F.col("id_value").alias("id_value_b"),
+                     F.lit(True).alias("_jb"))
+    r = rejected.withColumn("_rej", F.lit(True))
+    out = edges.join(ja, ["id_type_a", "id_value_a"], "left").join(jb, ["id_type_b", "id_value_b"], "left")
+    out = out.join(r, _EDGE_KEY, "left")
+    status = (
+        F.when(F.col("_ja") | F.col("_jb"), F.lit(STATUS_JUNK))
+        .when(F.col("_rej"), F.lit(STATUS_LIMIT))
+        .otherwise(F.lit(STATUS_KEPT))
+    )
+    return out.withColumn("status", status).drop("_ja", "_jb", "_rej").select(*edges.columns, "status")
+
+
+def _not_junk(edges: DataFrame, junk: DataFrame) -> DataFrame:
+    j = junk.select("id_type", "id_value")
+    for side in ("a", "b"):
+        keys = [f"id_type_{side}", f"id_value_{side}"]
+        edges = edges.join(j.toDF(*keys), keys, "left_anti")
+    return edges
+
+
+def cluster_graph(vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig) -> ClusterResult:
+    """Cluster the whole graph.
+
+    Args:
+        vertices: ``id_type``, ``id_value``, ``cvals`` (see :data:`graph.VERTEX_SCHEMA`).
+        edges: deduplicated edges (:data:`graph.EDGE_SCHEMA`).
+    """
+    v = _with_vid(vertices).persist()
+    junk = junk_identifiers(edges, cfg.shared_identifier).persist()
+    kept = _not_junk(edges, junk)
+    assign, rejected, n_bad = _cluster(v, edges, kept, cfg)
+    return ClusterResult(assign, _status(edges, junk, rejected), junk, n_bad)
+
+
+def update_clusters(
+    previous: DataFrame, previous_edges: DataFrame, vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig
+) -> ClusterResult:
+    """Re-cluster only the components a new batch touches; equals :func:`cluster_graph` on the whole graph.
+
+    Args:
+        previous: last assignment (``id_type``, ``id_value``, ``vid``, ``component``).
+        previous_edges: last run's edges with ``status`` (same key columns as ``edges``).
+        vertices, edges: the whole graph now (old and new).
+    """
+    v = _with_vid(vertices).persist()
+    junk = junk_identifiers(edges, cfg.shared_identifier).persist()  # a cheap aggregation: global
+    old_keys = previous_edges.select(*_EDGE_KEY)
+    new_edges = edges.join(old_keys, _EDGE_KEY, "left_anti")
+    touched = (
+        new_edges.select(F.col("id_type_a").alias("id_type"), F.col("id_value_a").alias("id_value"))
+        .unionByName(new_edges.select(F.col("id_type_b").alias("id_type"), F.col("id_value_b").alias("id_value")))
+        .unionByName(v.select("id_type", "id_value").join(previous.select("id_type", "id_value"),
+                                                          ["id_type", "id_value"], "left_anti"))
+        .distinct()
+    )
+    affected_components = touched.join(previous, ["id_type", "id_value"]).select("component").distinct()
+    affected = (
+        previous.join(affected_components, "component").select("id_type", "id_value")
+        .unionByName(touched).distinct().persist()
+    )
+    n_affected = affected.count()
+    log.info("incremental clustering: %d identifiers in affected components", n_affected)
+    sub_v = v.join(affected, ["id_type", "id_value"])
+    a = affected.withColumnsRenamed({"id_type": "id_type_a", "id_value": "id_value_a"})
+    sub_e = edges.join(a, ["id_type_a", "id_value_a"])
+    kept = _not_junk(sub_e, junk)
+    assign, rejected, n_bad = _cluster(sub_v, sub_e, kept, cfg)
+    untouched = previous.join(affected, ["id_type", "id_value"], "left_anti").join(
+        v.select("id_type", "id_value"), ["id_type", "id_value"]
+    )
+    merged = untouched.select("id_type", "id_value", "vid", "component").unionByName(assign)
+    old_status = previous_edges.select(*_EDGE_KEY, F.col("status").alias("_old"))
+    new_status = _status(sub_e, junk, rejected).select(*_EDGE_KEY, F.col("status").alias("_new"))
+    status = (
+        edges.join(new_status, _EDGE_KEY, "left").join(old_status, _EDGE_KEY, "left")
+        .withColumn("status", F.coalesce("_new", "_old", F.lit(STATUS_KEPT))).drop("_new", "_old")
+    )
+    return ClusterResult(merged, status, junk, n_bad)
+

@@ -1,0 +1,135 @@
+"""The identifier graph: vertices (identifiers) and edges (rule, source, evidence) from records."""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from cdp_lib.identity.config import IdentityConfig, IdentityInput
+from cdp_lib.identity.records import id_col
+
+__all__ = [
+    "EDGE_SCHEMA",
+    "VERTEX_SCHEMA",
+    "vertex_id",
+    "deterministic_edges",
+    "input_vertices",
+    "merge_vertices",
+    "dedupe_edges",
+]
+
+EDGE_SCHEMA = T.StructType(
+    [
+        T.StructField("id_type_a", T.StringType(), False),
+        T.StructField("id_value_a", T.StringType(), False),
+        T.StructField("id_type_b", T.StringType(), False),
+        T.StructField("id_value_b", T.StringType(), False),
+        T.StructField("rule", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("evidence", T.StringType(), True),  # record key of the earliest record
+        T.StructField("seen_at", T.TimestampType(), True),  # first time a record carried the link
+        T.StructField("last_seen_at", T.TimestampType(), True),
+        T.StructField("n_records", T.LongType(), False),
+        T.StructField("score", T.DoubleType(), True),  # match probability (probabilistic tier); null = deterministic
+        T.StructField("priority", T.IntegerType(), False),
+    ]
+)
+
+VERTEX_SCHEMA = T.StructType(
+    [
+        T.StructField("id_type", T.StringType(), False),
+        T.StructField("id_value", T.StringType(), False),
+        T.StructField("first_seen", T.TimestampType(), True),
+        T.StructField("last_seen", T.TimestampType(), True),
+        # "key=value" strings for the keys limited by max_per_cluster (crm_id=..., birth_date=...)
+        T.StructField("cvals", T.ArrayType(T.StringType(), False), False),
+    ]
+)
+
+
+def vertex_id(id_type: Column | str, id_value: Column | str) -> Column:
+    """Deterministic 64-bit vertex id (collisions are checked by the clustering step)."""
+    return F.xxhash64(F.concat_ws("\u0001", id_type, id_value))
+
+
+def _canonical(ta: Column, va: Column, tb: Column, vb: Column) -> list[Column]:
+    # Undirected edge: the lexically smaller (type, value) is side a.
+    a_first = (ta < tb) | ((ta == tb) & (va <= vb))
+    return [
+        F.when(a_first, ta).otherwise(tb).alias("id_type_a"),
+        F.when(a_first, va).otherwise(vb).alias("id_value_a"),
+        F.when(a_first, tb).otherwise(ta).alias("id_type_b"),
+        F.when(a_first, vb).otherwise(va).alias("id_value_b"),
+    ]
+
+
+def dedupe_edges(raw: DataFrame) -> DataFrame:
+    """One row per (a, b, rule, source): first evidence, first/last time, record count, best score."""
+    keys = ["id_type_a", "id_value_a", "id_type_b", "id_value_b", "rule", "source"]
+    return raw.groupBy(*keys).agg(
+        F.min_by("evidence", F.struct(F.coalesce("seen_at", F.lit("9999-12-31").cast("timestamp")), "evidence"))
+        .alias("evidence"),
+        F.min("seen_at").alias("seen_at"),
+        F.max("seen_at").alias("last_seen_at"),
+        F.count(F.lit(1)).alias("n_records"),
+        F.max("score").alias("score"),
+        F.max("priority").cast("int").alias("priority"),
+    )
+
+
+def deterministic_edges(records: DataFrame, inp: IdentityInput) -> DataFrame:
+    """Raw edges (one per record and rule pair) of one input's records."""
+    parts = []
+    for link in inp.links:
+        for ta, tb in link.pairs:
+            a, b = F.col(id_col(ta)), F.col(id_col(tb))
+            parts.append(
+                records.where(a.isNotNull() & b.isNotNull()).select(
+                    *_canonical(F.lit(ta), a, F.lit(tb), b),
+                    F.lit(link.rule).alias("rule"),
+                    F.col("source"),
+                    F.col("record_key").alias("evidence"),
+                    F.col("seen_at"),
+                    F.lit(None).cast("double").alias("score"),
+                    F.lit(link.priority).alias("priority"),
+                )
+            )
+    if not parts:
+        return records.sparkSession.createDataFrame([], EDGE_SCHEMA).drop("last_seen_at", "n_records")
+    return reduce(DataFrame.unionByName, parts)
+
+
+def input_vertices(records: DataFrame, inp: IdentityInput, cfg: IdentityConfig) -> DataFrame:
+    """Every identifier of one input's records with first/last time and its constrained values."""
+    limited = cfg.max_per_cluster
+    rows = []
+    for id_type in inp.identifiers:
+        v = F.col(id_col(id_type))
+        cvals = [F.when(F.lit(id_type in limited), F.concat(F.lit(f"{id_type}="), v))]
+        # Attributes describe the person behind the record: attach them to its key identifier only
+        # (a household's shared phone must not carry every member's birth date).
+        is_key = (F.col("key_type") == id_type)
+        for attr in inp.attributes:
+            if attr in limited:
+                cvals.append(F.when(is_key, F.concat(F.lit(f"{attr}="), F.col(attr))))
+        rows.append(
+            records.where(v.isNotNull()).select(
+                F.lit(id_type).alias("id_type"),
+                v.alias("id_value"),
+                F.col("seen_at"),
+                F.filter(F.array(*cvals), lambda x: x.isNotNull()).alias("cvals"),
+            )
+        )
+    return reduce(DataFrame.unionByName, rows)
+
+
+def merge_vertices(raw: DataFrame) -> DataFrame:
+    """One row per identifier over all inputs (raw rows: id_type, id_value, seen_at, cvals)."""
+    return raw.groupBy("id_type", "id_value").agg(
+        F.min("seen_at").alias("first_seen"),
+        F.max("seen_at").alias("last_seen"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list("cvals")))).alias("cvals"),
+    )

@@ -1,0 +1,160 @@
+"""The resolve stage: inputs -> graph -> guarded clusters -> stable ids -> tables.
+
+Writes, only after every guard passed (one Delta commit per table):
+``silver.identity_edges`` (every candidate edge with its status), ``gold.identity_map``,
+``gold.identity_records`` ((source, record_key) -> customer_id) and, appended,
+``gold.identity_lineage``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cdp_lib.identity.clustering import ClusterResult, cluster_graph, update_clusters
+from cdp_lib.identity.config import IdentityConfig, validate_columns
+from cdp_lib.identity.graph import dedupe_edges, deterministic_edges, input_vertices, merge_vertices, vertex_id
+from cdp_lib.identity.guards import check_giant_components
+from cdp_lib.identity.probabilistic import probabilistic_edges
+from cdp_lib.identity.records import to_records
+from cdp_lib.identity.stable_ids import LINEAGE_SCHEMA, assign_customer_ids
+from cdp_lib.runlog import new_run_id, stage_run
+
+__all__ = ["IdentityGraph", "build_graph", "resolve_frames", "run_resolve"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IdentityGraph:
+    records: DataFrame  # source, record_key, key_type, key_value (one row per input record)
+    vertices: DataFrame
+    edges: DataFrame
+    figures: dict
+
+
+def build_graph(tables: dict[str, DataFrame], cfg: IdentityConfig, probabilistic: bool = True) -> IdentityGraph:
+    """Vertices and deduplicated edges from input frames keyed by input name."""
+    recs, raw_edges, raw_vertices, prob_recs = [], [], [], []
+    for inp in cfg.inputs:
+        df = tables[inp.name]
+        validate_columns(inp, df.columns)
+        r = df.transform(to_records, inp, cfg.blocklist)
+        recs.append(r.select("source", "record_key", "key_type", "key_value"))
+        raw_edges.append(deterministic_edges(r, inp))
+        raw_vertices.append(input_vertices(r, inp, cfg))
+        if inp.probabilistic:
+            prob_recs.append(r)
+    figures: dict = {}
+    if probabilistic and cfg.probabilistic and cfg.probabilistic.enabled and prob_recs:
+        id_cols = sorted({c for r in prob_recs for c in r.columns if c.startswith("id__")})
+        cols = sorted({c for r in prob_recs for c in r.columns})
+        aligned = [r.select(*[F.col(c) if c in r.columns else F.lit(None).cast("string").alias(c) for c in cols])
+                   for r in prob_recs]
+        pe, figures = probabilistic_edges(reduce(DataFrame.unionByName, aligned), cfg.probabilistic, id_cols)
+        if pe is not None:
+            raw_edges.append(pe)
+    edges = dedupe_edges(reduce(DataFrame.unionByName, raw_edges))
+    vertices = merge_vertices(reduce(DataFrame.unionByName, raw_vertices))
+    return IdentityGraph(reduce(DataFrame.unionByName, recs), vertices, edges, figures)
+
+
+def resolve_frames(
+    graph: IdentityGraph,
+    cfg: IdentityConfig,
+    previous_map: DataFrame | None,
+    run_id: str,
+    now: datetime,
+    previous_edges: DataFrame | None = None,
+) -> tuple[ClusterResult, DataFrame, DataFrame, DataFrame, dict]:
+    """Cluster, check, assign ids. Incremental when ``previous_edges`` (with status) is given.
+
+    Returns (cluster result, identity map, lineage, record map, figures). Raises
+    GiantComponentError before anything is returned, so nothing is published.
+    """
+    vertices = graph.vertices.persist()
+    edges = graph.edges.persist()
+    if previous_edges is not None and previous_map is not None:
+        prev_assign = previous_map.select(
+            "id_type", "id_value", vertex_id("id_type", "id_value").alias("vid"), "customer_id"
+        )
+        prev_assign = prev_assign.join(
+            prev_assign.groupBy("customer_id").agg(F.min("vid").alias("component")), "customer_id"
+        ).drop("customer_id")
+        result = update_clusters(prev_assign, previous_edges, vertices, edges, cfg)
+    else:
+        result = cluster_graph(vertices, edges, cfg)
+    assign = result.assign.persist()
+    kept = result.edges.where("status = 'kept'")
+    figures = check_giant_components(assign, kept, cfg.giant_component)
+    identity_map, lineage = assign_customer_ids(assign, vertices, previous_map, run_id, now)
+    identity_map = identity_map.persist()
+    record_map = (
+        graph.records.where(F.col("key_value").isNotNull())
+        .join(identity_map.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"),
+                                  "customer_id"), ["key_type", "key_value"])
+        .select("source", "record_key", "customer_id")
+        .distinct()
+    )
+    figures.update(graph.figures)
+    figures["repaired_clusters"] = result.repaired_components
+    return result, identity_map, lineage, record_map, figures
+
+
+def _read_tables(lakehouse, cfg: IdentityConfig) -> dict[str, DataFrame]:
+    out = {}
+    for inp in cfg.inputs:
+        layer, table = inp.table.split(".", 1)
+        out[inp.name] = lakehouse.read(layer, table)
+    return out
+
+
+def run_resolve(
+    spark: SparkSession, lakehouse, cfg: IdentityConfig, *, incremental: bool = False, run_id: str | None = None
+) -> dict:
+    """The ``resolve`` stage: read inputs, resolve, publish; returns a summary (counts only)."""
+    run_id = run_id or new_run_id()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "resolve") as run:
+        graph = build_graph(_read_tables(lakehouse, cfg), cfg)
+        previous_map = lakehouse.read("gold", "identity_map") if lakehouse.exists("gold", "identity_map") else None
+        previous_edges = None
+        if incremental and previous_map is not None and lakehouse.exists("silver", "identity_edges"):
+            previous_edges = lakehouse.read("silver", "identity_edges").localCheckpoint()
+        if previous_map is not None:
+            previous_map = previous_map.localCheckpoint()  # we overwrite the table we read from
+        result, identity_map, lineage, record_map, figures = resolve_frames(
+            graph, cfg, previous_map, run_id, now, previous_edges
+        )
+        edges_out = result.edges.localCheckpoint()
+        identity_map = identity_map.localCheckpoint()
+        lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA) if lineage.take(1) else None
+        edges_out.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            lakehouse.path("silver", "identity_edges"))
+        identity_map.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            lakehouse.path("gold", "identity_map"))
+        record_map.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            lakehouse.path("gold", "identity_records"))
+        n_lineage = 0
+        if lineage is not None:
+            lineage = lineage.localCheckpoint()
+            n_lineage = lineage.count()
+            lineage.write.format("delta").mode("append").save(lakehouse.path("gold", "identity_lineage"))
+        for layer, table in (("silver", "identity_edges"), ("gold", "identity_map"), ("gold", "identity_records")):
+            lakehouse.register(layer, table)
+        if lakehouse.exists("gold", "identity_lineage"):
+            lakehouse.register("gold", "identity_lineage")
+        status = {r.status: r.n for r in edges_out.groupBy("status").agg(F.count(F.lit(1)).alias("n")).collect()}
+        run.rows_in = sum(status.values())
+        run.rows_out = figures["identifiers"]
+        figures.update({"edges": status, "lineage_rows": n_lineage, "junk_identifiers": result.junk.count(),
+                        "customers": figures["clusters"], "incremental": previous_edges is not None})
+        run.details = figures
+    log.info("resolve %s: %d identifiers in %d customers", run_id, figures["identifiers"], figures["clusters"])
+    return {"run_id": run_id, **figures}
+

@@ -1,0 +1,174 @@
+"""Identity resolution on tiny inline inputs: guards, clusters, stable ids, incremental, explain."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from cdp_lib.errors import GiantComponentError
+from cdp_lib.identity.clustering import cluster_graph, update_clusters
+from cdp_lib.identity.explain import explain_identifier
+from cdp_lib.identity.resolve import build_graph, resolve_frames
+from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
+from tests.identity_fixtures import (
+    SHARED_PHONE,
+    T0,
+    clusters_by_representative,
+    contacts_rows,
+    events_rows,
+    identity_config,
+    tables,
+)
+
+RUN_AT = datetime(2026, 3, 2, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def resolved(spark):
+    cfg = identity_config()
+    graph = build_graph(tables(spark), cfg)
+    result, identity_map, lineage, record_map, figures = resolve_frames(graph, cfg, None, "run1", RUN_AT)
+    return cfg, graph, result, identity_map.localCheckpoint(), record_map, figures
+
+
+def test_clusters_respect_every_guard(spark, resolved):
+    _, _, _, identity_map, _, _ = resolved
+    A, D = "anonymous_id:anon1", "anonymous_id:anon2"
+    expected = spark.createDataFrame(
+        [
+            # Ann: her contact, her login cookie, and the household phone (her edge is the stronger one)
+            ("crm_id", "C1", A), ("email", "a@x.com", A), ("phone", SHARED_PHONE, A), ("loyalty_id", "L1", A),
+            ("user_id", "C1", A), ("anonymous_id", "anon1", A),
+            # Bob: split from Ann by the birth-date limit
+            ("crm_id", "C2", "crm_id:C2"), ("email", "b@x.com", "crm_id:C2"),
+            # the shared email is junk: it links nothing
+            ("crm_id", "C3", "crm_id:C3"), ("crm_id", "C4", "crm_id:C4"), ("crm_id", "C5", "crm_id:C5"),
+            ("crm_id", "C6", "crm_id:C6"), ("email", "shared@x.com", "email:shared@x.com"),
+            # blocklisted email and phone are no identifiers at all
+            ("crm_id", "C7", "crm_id:C7"),
+            # trimmed and lower-cased, joined to an alias
+            ("crm_id", "C8", D), ("email", "d@x.com", D), ("user_id", "C8", D), ("anonymous_id", "anon2", D),
+            ("anonymous_id", "anon9", "anonymous_id:anon9"),
+        ],
+        "id_type string, id_value string, rep string",
+    )
+    assert_df_equality(clusters_by_representative(identity_map), expected, ignore_row_order=True,
+                       ignore_nullable=True)
+
+
+def test_edge_status_records_why_edges_were_dropped(spark, resolved):
+    _, _, result, _, _, figures = resolved
+    dropped = result.edges.where("status <> 'kept'").select("id_value_a", "id_value_b", "rule", "status")
+    expected = spark.createDataFrame(
+        [("C2", SHARED_PHONE, "crm_contact", "cluster_limit")]
+        + [(f"C{i}", "shared@x.com", "crm_contact", "junk_identifier") for i in (3, 4, 5, 6)],
+        "id_value_a string, id_value_b string, rule string, status string",
+    )
+    assert_df_equality(dropped, expected, ignore_row_order=True, ignore_nullable=True)
+    assert figures["repaired_clusters"] == 1
+
+
+def test_record_map_points_records_at_customers(spark, resolved):
+    _, _, _, identity_map, record_map, _ = resolved
+    cid = {(r.id_type, r.id_value): r.customer_id for r in identity_map.collect()}
+    expected = spark.createDataFrame(
+        [("contacts", f"C{i}|2026-03-01", cid[("crm_id", f"C{i}")]) for i in range(1, 9)]
+        + [("events", "m1", cid[("user_id", "C1")]), ("events", "m2", cid[("anonymous_id", "anon9")]),
+           ("aliases", "m3", cid[("anonymous_id", "anon2")])],
+        "source string, record_key string, customer_id string",
+    )
+    assert_df_equality(record_map, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_giant_component_alarm_reports_hashed_identifiers(spark):
+    cfg = identity_config(giant_component={"max_size": 3, "report_top": 3})
+    graph = build_graph(tables(spark), cfg)
+    with pytest.raises(GiantComponentError) as err:
+        resolve_frames(graph, cfg, None, "run-giant", RUN_AT)
+    message = str(err.value)
+    assert "exceed the limit of 3" in message
+    for raw in ("a@x.com", SHARED_PHONE, "anon1", "C1"):
+        assert raw not in message
+    assert err.value.report and all(":" in r["identifier"] and len(r["identifier"].split(":")[1]) == 12
+                                    for r in err.value.report)
+
+
+def _prev_map(spark, rows):
+    created = {"X": datetime(2026, 1, 1), "Y": datetime(2026, 2, 1), "Z": datetime(2026, 1, 15)}
+    return spark.createDataFrame(
+        [("email", v, cid, T0, T0, "run0", created[cid]) for v, cid in rows], MAP_SCHEMA
+    )
+
+
+def test_stable_ids_through_merge_and_split(spark):
+    previous = _prev_map(spark, [("a", "X"), ("b", "X"), ("c", "Y"), ("d", "Y"), ("e", "Z"), ("f", "Z"),
+                                 ("g", "Z")])
+    # now: X and Y merged; Z split into {e, f} and {g}; h is new
+    assign = spark.createDataFrame(
+        [("email", v, comp) for v, comp in [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 5), ("f", 5), ("g", 7),
+                                            ("h", 8)]],
+        "id_type string, id_value string, component long",
+    )
+    vertices = assign.select("id_type", "id_value", F.lit(T0).alias("first_seen"), F.lit(T0).alias("last_seen"))
+    identity_map, lineage = assign_customer_ids(assign, vertices, previous, "run2", RUN_AT)
+    got = {r.id_value: (r.customer_id, r.run_id) for r in identity_map.collect()}
+    g_id, h_id = got["g"][0], got["h"][0]
+    assert len({g_id, h_id, "X", "Y", "Z"}) == 5
+    expected_map = spark.createDataFrame(
+        [("a", "X", "run0"), ("b", "X", "run0"), ("c", "X", "run2"), ("d", "X", "run2"), ("e", "Z", "run0"),
+         ("f", "Z", "run0"), ("g", g_id, "run2"), ("h", h_id, "run2")],
+        "id_value string, customer_id string, run_id string",
+    )
+    assert_df_equality(identity_map.select("id_value", "customer_id", "run_id"), expected_map,
+                       ignore_row_order=True, ignore_nullable=True)
+    expected_lineage = spark.createDataFrame(
+        [("run2", "merge", "Y", "X", 2), ("run2", "split", "Z", g_id, 1)],
+        "run_id string, event string, from_customer_id string, to_customer_id string, n_identifiers long",
+    )
+    assert_df_equality(lineage.drop("recorded_at"), expected_lineage, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_second_run_on_same_input_changes_nothing(spark, resolved):
+    cfg, graph, _, identity_map, _, _ = resolved
+    _, again, lineage, _, _ = resolve_frames(graph, cfg, identity_map, "run-again", RUN_AT)
+    assert_df_equality(again, identity_map, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
+    assert lineage.count() == 0
+
+
+def test_incremental_equals_full_recompute(spark, resolved):
+    cfg, graph, result, _, _, _ = resolved
+    batch_contacts = contacts_rows() + [
+        # joins Bob and Dan through a new email (birth dates: Bob only) -> a merge
+        ("C9", "d@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9|2026-03-02"),
+        ("C9", "b@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9b|2026-03-02"),
+        # a second birth date on Ann's phone via a new contact -> limit repair inside her cluster
+        ("C10", "z@x.com", SHARED_PHONE, date(1999, 9, 9), "Zoe", "Smith", None, None, None, T0.replace(day=2),
+         "C10|2026-03-02"),
+    ]
+    batch_events = events_rows() + [("identify", "C7", "anon9", None, T0.replace(day=2), "m4")]
+    graph2 = build_graph(tables(spark, batch_contacts, batch_events), cfg)
+    full = cluster_graph(graph2.vertices, graph2.edges, cfg)
+    incr = update_clusters(result.assign, result.edges, graph2.vertices, graph2.edges, cfg)
+    assert_df_equality(incr.assign, full.assign, ignore_row_order=True, ignore_nullable=True,
+                       ignore_column_order=True)
+    assert_df_equality(incr.edges, full.edges, ignore_row_order=True, ignore_nullable=True,
+                       ignore_column_order=True)
+
+
+def test_explain_gives_shortest_chains(spark, resolved):
+    _, _, result, identity_map, _, _ = resolved
+    out = explain_identifier(identity_map, result.edges, "email", "a@x.com", to=("anonymous_id", "anon1"))
+    assert out["customer_id"] == identity_map.where("id_value = 'a@x.com'").first().customer_id
+    assert len(out["identifiers"]) == 6
+    chain = [(e["from"]["id_value"], e["to"]["id_value"], e["rule"], e["source"], e["evidence"])
+             for e in out["chains"][0]["edges"]]
+    assert chain == [
+        ("a@x.com", "C1", "crm_contact", "contacts", "C1|2026-03-01"),
+        ("C1", "C1", "user_id_is_crm_id", "events", "m1"),
+        ("C1", "anon1", "logged_in_event", "events", "m1"),
+    ]
+    every = explain_identifier(identity_map, result.edges, "crm_id", "C2")
+    assert [c["to"]["id_value"] for c in every["chains"]] == ["b@x.com"]
