@@ -32,7 +32,7 @@ postgres:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
 
 demo: setup
-	$(BIN)/cdp smoke
+	$(BIN)/cdp demo
 
 smoke: setup
 	$(BIN)/cdp smoke

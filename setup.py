@@ -31,6 +31,8 @@ setup(
             "chispa==0.12.0",
             "moto[server]==5.2.5",
             "ruff==0.17.6",
+            # Loads the generated DAG in tests (installs cleanly beside pyspark 4.2.0).
+            "apache-airflow==3.3.2",
         ],
     },
     entry_points={"console_scripts": ["cdp=cdp_lib.cli:main"]},

@@ -36,7 +36,7 @@ def make_ctx(spark, settings, root) -> Context:
 
 def pipeline(*names_deps) -> PipelineConfig:
     return PipelineConfig.model_validate(
-        {"stages": [{"name": n, "job": n, "depends_on": d, "retry_delay_s": 0} for n, d in names_deps]}
+        {"stages": [{"name": n, "job": n, "command": n, "depends_on": d, "retry_delay_s": 0} for n, d in names_deps]}
     )
 
 
@@ -48,7 +48,7 @@ def test_stages_run_in_dependency_order_and_are_logged(spark, settings, tmp_path
     ctx = make_ctx(spark, settings, tmp_path)
     order = []
     def stage(name):
-        return lambda c, r: order.append(name) or {"rows_in": 3, "rows_out": 2}
+        return lambda c, r, a: order.append(name) or {"rows_in": 3, "rows_out": 2}
 
     fns = {n: stage(n) for n in "abc"}
     # declared out of order: c needs b needs a
@@ -64,7 +64,7 @@ def test_transient_failure_is_retried(spark, settings, tmp_path):
     ctx = make_ctx(spark, settings, tmp_path)
     calls = {"n": 0}
 
-    def flaky(c, r):
+    def flaky(c, r, a):
         calls["n"] += 1
         if calls["n"] < 3:
             raise OSError("connection reset")
@@ -81,16 +81,16 @@ def test_cdp_error_is_not_retried_and_resume_skips_done_stages(spark, settings, 
     calls = []
     broken = {"yes": True}
 
-    def a(c, r):
+    def a(c, r, args):
         calls.append("a")
 
-    def b(c, r):
+    def b(c, r, args):
         calls.append("b")
         if broken["yes"]:
             raise DataQualityError("silver.contacts: rule email_not_null failed for 3 rows")
 
     cfg = pipeline(("a", []), ("b", ["a"]), ("c", ["b"]))
-    fns = {"a": a, "b": b, "c": lambda c, r: calls.append("c")}
+    fns = {"a": a, "b": b, "c": lambda c, r, a: calls.append("c")}
     with pytest.raises(StageFailed, match="stage b failed"):
         run_pipeline(ctx, cfg, fns, run_id="r3")
     assert calls == ["a", "b"]  # no retry of a CdpError, c never started
@@ -103,21 +103,22 @@ def test_cdp_error_is_not_retried_and_resume_skips_done_stages(spark, settings, 
 
 def test_resume_without_failed_run_is_an_error(spark, settings, tmp_path):
     ctx = make_ctx(spark, settings, tmp_path)
-    run_pipeline(ctx, pipeline(("a", [])), {"a": lambda c, r: None}, run_id="ok")
+    run_pipeline(ctx, pipeline(("a", [])), {"a": lambda c, r, a: None}, run_id="ok")
     with pytest.raises(CdpError, match="nothing to resume"):
-        run_pipeline(ctx, pipeline(("a", [])), {"a": lambda c, r: None}, resume=True)
+        run_pipeline(ctx, pipeline(("a", [])), {"a": lambda c, r, a: None}, resume=True)
 
 
 def test_pipeline_config_rejects_cycles_and_unknown_deps(tmp_path):
-    (tmp_path / "pipeline.yaml").write_text("stages:\n  - {name: a, job: a, depends_on: [zz]}\n")
+    (tmp_path / "pipeline.yaml").write_text("stages:\n  - {name: a, job: a, command: a, depends_on: [zz]}\n")
     with pytest.raises(ConfigError, match=r"stages\.0\.depends_on: unknown stage 'zz'"):
         load_pipeline_config(tmp_path)
     (tmp_path / "pipeline.yaml").write_text(
-        "stages:\n  - {name: a, job: a, depends_on: [b]}\n  - {name: b, job: b, depends_on: [a]}\n"
+        "stages:\n  - {name: a, job: a, command: a, depends_on: [b]}\n"
+        "  - {name: b, job: b, command: b, depends_on: [a]}\n"
     )
     with pytest.raises(ConfigError, match="cycle"):
         load_pipeline_config(tmp_path)
-    (tmp_path / "pipeline.yaml").write_text("stages:\n  - {name: a, jbo: a}\n")
+    (tmp_path / "pipeline.yaml").write_text("stages:\n  - {name: a, jbo: a, command: a}\n")
     with pytest.raises(ConfigError, match=r"stages\.0\.jbo: unknown key"):
         load_pipeline_config(tmp_path)
 
@@ -170,7 +171,7 @@ def test_volume_anomaly_against_trailing_mean(spark, settings, tmp_path):
     ctx = make_ctx(spark, settings, tmp_path)
     counts = {"r1": 100, "r2": 110, "r3": 90, "r4": 400}
     def ingest(rows):
-        return lambda c, r: {"rows_in": rows}
+        return lambda c, r, a: {"rows_in": rows}
 
     for run_id, n in counts.items():
         run_pipeline(ctx, pipeline(("ingest", [])), {"ingest": ingest(n)}, run_id=run_id)

@@ -47,8 +47,9 @@ def deliver_alerts(lakehouse, alerts: list[Alert], sinks: AlertSinks) -> dict:
             log.warning("ALERT [%s] %s: %s", a.severity, a.check, a.message)
         delivered["log"] = len(alerts)
     if sinks.table:
-        rows = [(a.run_id, a.check, a.severity, a.subject, a.message, a.value, a.threshold, a.raised_at)
-                for a in alerts]
+        rows = [
+            (a.run_id, a.check, a.severity, a.subject, a.message, a.value, a.threshold, a.raised_at) for a in alerts
+        ]
         df = lakehouse.spark.createDataFrame(rows, ALERTS_SCHEMA)
         df.write.format("delta").mode("append").save(lakehouse.path("ops", "alerts"))
         lakehouse.register("ops", "alerts")

@@ -106,15 +106,34 @@ def _split(table: str) -> tuple[str, str]:
 def _freshness(lh, run_id, check: FreshnessCheck, now: datetime) -> list[Alert]:
     layer, name = _split(check.table)
     if not lh.exists(layer, name):
-        return [Alert(run_id, "freshness", "critical", check.table, f"{check.table} does not exist", None,
-                      check.max_age_hours, now)]
+        return [
+            Alert(
+                run_id,
+                "freshness",
+                "critical",
+                check.table,
+                f"{check.table} does not exist",
+                None,
+                check.max_age_hours,
+                now,
+            )
+        ]
     latest = lh.read(layer, name).agg(F.max(check.column)).first()[0]
     age_h = None if latest is None else (now - latest).total_seconds() / 3600
     if age_h is None or age_h > check.max_age_hours:
         shown = "never" if age_h is None else f"{age_h:.1f}h ago"
-        return [Alert(run_id, "freshness", "warning", check.table,
-                      f"no new data in {check.table} for more than {check.max_age_hours:g}h (last: {shown})",
-                      age_h, check.max_age_hours, now)]
+        return [
+            Alert(
+                run_id,
+                "freshness",
+                "warning",
+                check.table,
+                f"no new data in {check.table} for more than {check.max_age_hours:g}h (last: {shown})",
+                age_h,
+                check.max_age_hours,
+                now,
+            )
+        ]
     return []
 
 
@@ -137,7 +156,7 @@ def _volume(lh, run_id, check: VolumeCheck, now: datetime) -> list[Alert]:
         if not current:
             continue
         earlier = (r for r in runs if r.run_id != run_id and r.ended_at < current[0].ended_at)
-        history = sorted(earlier, key=lambda r: r.ended_at)[-check.trailing_runs:]
+        history = sorted(earlier, key=lambda r: r.ended_at)[-check.trailing_runs :]
         if len(history) < check.min_history:
             continue
         mean = sum(r.rows_in for r in history) / len(history)
@@ -145,9 +164,18 @@ def _volume(lh, run_id, check: VolumeCheck, now: datetime) -> list[Alert]:
         deviation = abs(value - mean) / mean if mean else (0.0 if value == 0 else float("inf"))
         if deviation > check.tolerance:
             subject = f"{check.stage}/{source}" if source else check.stage
-            alerts.append(Alert(run_id, "volume", "warning", subject,
-                                f"{subject}: {value} rows vs trailing mean {mean:.0f} ({deviation:.0%} off)",
-                                float(value), check.tolerance, now))
+            alerts.append(
+                Alert(
+                    run_id,
+                    "volume",
+                    "warning",
+                    subject,
+                    f"{subject}: {value} rows vs trailing mean {mean:.0f} ({deviation:.0%} off)",
+                    float(value),
+                    check.tolerance,
+                    now,
+                )
+            )
     return alerts
 
 
@@ -158,9 +186,18 @@ def _null_rate(lh, run_id, check: NullRateCheck, now: datetime) -> list[Alert]:
     total, nulls = lh.read(layer, name).agg(F.count(F.lit(1)), F.count_if(F.col(check.column).isNull())).first()
     rate = nulls / total if total else 0.0
     if rate > check.max_rate:
-        return [Alert(run_id, "null_rate", "warning", f"{check.table}.{check.column}",
-                      f"{check.table}.{check.column} is null in {rate:.1%} of {total} rows (max {check.max_rate:.1%})",
-                      rate, check.max_rate, now)]
+        return [
+            Alert(
+                run_id,
+                "null_rate",
+                "warning",
+                f"{check.table}.{check.column}",
+                f"{check.table}.{check.column} is null in {rate:.1%} of {total} rows (max {check.max_rate:.1%})",
+                rate,
+                check.max_rate,
+                now,
+            )
+        ]
     return []
 
 
@@ -174,9 +211,18 @@ def _duplicate_rate(lh, run_id, check: DuplicateRateCheck, now: datetime) -> lis
     rate = (total - distinct) / total if total else 0.0
     if rate > check.max_rate:
         key = ",".join(check.key)
-        return [Alert(run_id, "duplicate_rate", "warning", check.table,
-                      f"{check.table}: {rate:.2%} of {total} rows share a key ({key}); max {check.max_rate:.2%}",
-                      rate, check.max_rate, now)]
+        return [
+            Alert(
+                run_id,
+                "duplicate_rate",
+                "warning",
+                check.table,
+                f"{check.table}: {rate:.2%} of {total} rows share a key ({key}); max {check.max_rate:.2%}",
+                rate,
+                check.max_rate,
+                now,
+            )
+        ]
     return []
 
 
@@ -186,23 +232,44 @@ def _identity(lh, run_id, check: IdentityCheck, now: datetime) -> list[Alert]:
         sizes = lh.read("gold", "identity_map").groupBy("customer_id").count()
         biggest = sizes.agg(F.max("count")).first()[0] or 0
         if biggest > check.max_cluster_size:
-            alerts.append(Alert(run_id, "identity_giant", "critical", "gold.identity_map",
-                                f"largest customer holds {biggest} identifiers (max {check.max_cluster_size})",
-                                float(biggest), float(check.max_cluster_size), now))
+            alerts.append(
+                Alert(
+                    run_id,
+                    "identity_giant",
+                    "critical",
+                    "gold.identity_map",
+                    f"largest customer holds {biggest} identifiers (max {check.max_cluster_size})",
+                    float(biggest),
+                    float(check.max_cluster_size),
+                    now,
+                )
+            )
     if lh.exists("gold", "identity_lineage"):
         merges = (
-            lh.read("gold", "identity_lineage").where(F.col("event") == "merge")
-            .groupBy("run_id").agg(F.count(F.lit(1)).alias("n"), F.max("recorded_at").alias("at")).collect()
+            lh.read("gold", "identity_lineage")
+            .where(F.col("event") == "merge")
+            .groupBy("run_id")
+            .agg(F.count(F.lit(1)).alias("n"), F.max("recorded_at").alias("at"))
+            .collect()
         )
         current = next((m for m in merges if m.run_id == run_id), None)
         if current is not None:
             earlier = sorted((m for m in merges if m.at < current.at), key=lambda m: m.at)
-            history = [m.n for m in earlier][-check.trailing_runs:]
+            history = [m.n for m in earlier][-check.trailing_runs :]
             mean = sum(history) / len(history) if history else 0
             if mean and current.n > check.merge_rate_spike * mean:
-                alerts.append(Alert(run_id, "identity_merge_spike", "warning", "gold.identity_lineage",
-                                    f"{current.n} merges this run vs trailing mean {mean:.1f}",
-                                    float(current.n), check.merge_rate_spike * mean, now))
+                alerts.append(
+                    Alert(
+                        run_id,
+                        "identity_merge_spike",
+                        "warning",
+                        "gold.identity_lineage",
+                        f"{current.n} merges this run vs trailing mean {mean:.1f}",
+                        float(current.n),
+                        check.merge_rate_spike * mean,
+                        now,
+                    )
+                )
     return alerts
 
 
@@ -222,5 +289,3 @@ def run_checks(lakehouse, run_id: str, config: MonitoringConfig, now: datetime |
         alerts += _identity(lakehouse, run_id, config.identity, now)
     log.info("run %s: %d data-quality alert(s)", run_id, len(alerts))
     return alerts
-
-

@@ -14,7 +14,9 @@ __all__ = ["StageSpec", "PipelineConfig", "load_pipeline_config"]
 
 class StageSpec(StrictModel):
     name: str
-    job: str  # jobs/<job>.py for spark-submit mode; the stage function for session mode
+    job: str  # jobs/<job>.py, run by spark-submit.sh in submit mode and by the Airflow DAG
+    command: str  # the `cdp` sub-command the job wraps, called in-process in session mode
+    args: list[str] = Field(default_factory=list)  # extra arguments for both
     depends_on: list[str] = Field(default_factory=list)
     retries: int = Field(default=2, ge=0)  # extra attempts after a transient failure
     retry_delay_s: float = Field(default=5.0, ge=0)

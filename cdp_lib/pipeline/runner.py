@@ -66,10 +66,20 @@ def latest_failed_run(ctx) -> str | None:
 
 def _submit(ctx, stage: StageSpec, run_id: str) -> Mapping:
     project = Path(__file__).resolve().parents[2]
-    cmd = [str(project / "spark-submit.sh"), stage.job, "--env", ctx.settings.env,
-           "--conf-dir", str(ctx.settings.conf_dir), "--run-id", run_id]
+    cmd = [
+        str(project / "spark-submit.sh"),
+        stage.job,
+        "--env",
+        ctx.settings.env,
+        "--conf-dir",
+        str(ctx.settings.conf_dir),
+        "--run-id",
+        run_id,
+        *stage.args,
+    ]
     env = {k: v for k, v in os.environ.items() if k != "PYSPARK_GATEWAY_PORT"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    log.debug("spark-submit %s exited %d", stage.job, proc.returncode)
     if proc.returncode == 2:
         # spark-submit.sh / cdp exit 2 on a CdpError: not transient.
         raise StageFailed(f"stage {stage.name}: {proc.stderr.strip().splitlines()[-1] if proc.stderr else 'failed'}")
@@ -92,7 +102,7 @@ def run_pipeline(
     """Run every enabled stage in dependency order; returns per-stage summaries.
 
     Args:
-        stage_fns: stage job name -> ``fn(ctx, run_id) -> summary`` (session mode).
+        stage_fns: command -> ``fn(ctx, run_id, args) -> summary`` (session mode).
         run_id: defaults to a new id; with ``resume`` the latest failed run's id.
         submit: run each stage through spark-submit.sh instead of in this session.
         only: run just these stages (still in dependency order).
@@ -112,20 +122,25 @@ def run_pipeline(
             log.info("run %s: stage %s already succeeded, skipped (resume)", run_id, stage.name)
             results["stages"][stage.name] = {"status": "skipped"}
             continue
-        if not submit and stage.job not in stage_fns:
-            raise StageFailed(f"stage {stage.name}: no stage function for job {stage.job!r}")
+        if not submit and stage.command not in stage_fns:
+            raise StageFailed(f"stage {stage.name}: no stage function for command {stage.command!r}")
         attempt = 0
         while True:
             attempt += 1
             started = time.time()
             try:
                 with stage_run(ctx.spark, _run_log_path(ctx), run_id, stage.name) as run:
-                    summary = dict(_submit(ctx, stage, run_id) if submit else (stage_fns[stage.job](ctx, run_id) or {}))
+                    if submit:
+                        summary = dict(_submit(ctx, stage, run_id))
+                    else:
+                        summary = dict(stage_fns[stage.command](ctx, run_id, stage.args) or {})
                     run.rows_in = summary.get("rows_in")
                     run.rows_out = summary.get("rows_out")
                     run.rows_quarantined = summary.get("rows_quarantined")
-                    run.details = {"attempt": attempt, **{k: v for k, v in summary.items()
-                                                         if k not in ("rows_in", "rows_out", "rows_quarantined")}}
+                    run.details = {
+                        "attempt": attempt,
+                        **{k: v for k, v in summary.items() if k not in ("rows_in", "rows_out", "rows_quarantined")},
+                    }
                 summary["duration_s"] = round(time.time() - started, 1)
                 summary["attempts"] = attempt
                 results["stages"][stage.name] = {"status": "success", **summary}
@@ -144,7 +159,13 @@ def run_pipeline(
                         f"run {run_id}: stage {stage.name} failed after {attempt} attempt(s): "
                         f"{type(exc).__name__}: {exc}; fix the cause and re-run with --resume"
                     ) from exc
-                log.warning("run %s: stage %s attempt %d failed (%s); retrying in %.0fs",
-                            run_id, stage.name, attempt, type(exc).__name__, stage.retry_delay_s)
+                log.warning(
+                    "run %s: stage %s attempt %d failed (%s); retrying in %.0fs",
+                    run_id,
+                    stage.name,
+                    attempt,
+                    type(exc).__name__,
+                    stage.retry_delay_s,
+                )
                 time.sleep(stage.retry_delay_s)
     return results
