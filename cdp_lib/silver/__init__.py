@@ -1,0 +1,1 @@
+"""Silver: typed, normalised, validated and de-duplicated entity tables (see docs/silver.md)."""

@@ -1,0 +1,93 @@
+"""Which bronze rows are new for an entity: Delta versions tracked in ``ops.silver_watermarks``.
+
+One row per (entity, bronze table): the bronze Delta version the entity has consumed up
+to. A run pins the bronze table's current version, reads the rows committed after the
+watermark (Change Data Feed inserts; bronze is append-only), and advances the watermark
+only after the silver MERGE committed. A crash in between re-reads the same rows next
+time, which the MERGE absorbs (it is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from cdp_lib.lakehouse import Lakehouse
+
+__all__ = ["WATERMARK_SCHEMA", "read_watermarks", "save_watermarks", "read_bronze_since"]
+
+log = logging.getLogger(__name__)
+
+WATERMARK_TABLE = "silver_watermarks"
+WATERMARK_SCHEMA = T.StructType(
+    [
+        T.StructField("entity", T.StringType(), False),
+        T.StructField("bronze_table", T.StringType(), False),
+        T.StructField("bronze_version", T.LongType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("updated_at", T.TimestampType(), False),
+    ]
+)
+_CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
+
+def read_watermarks(lakehouse: Lakehouse, entity: str) -> dict[str, int]:
+    """Bronze table -> last consumed version, for ``entity`` (empty on a first run)."""
+    if not lakehouse.exists("ops", WATERMARK_TABLE):
+        return {}
+    rows = lakehouse.read("ops", WATERMARK_TABLE).where(F.col("entity") == entity).collect()
+    return {r.bronze_table: int(r.bronze_version) for r in rows}
+
+
+def save_watermarks(lakehouse: Lakehouse, entity: str, versions: dict[str, int], run_id: str) -> None:
+    """Upsert the consumed versions of ``entity`` in one commit."""
+    if not versions:
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = [(entity, table, int(v), run_id, now) for table, v in sorted(versions.items())]
+    updates = lakehouse.spark.createDataFrame(rows, WATERMARK_SCHEMA)
+    if not lakehouse.exists("ops", WATERMARK_TABLE):
+        updates.write.format("delta").save(lakehouse.path("ops", WATERMARK_TABLE))
+        return
+    (
+        lakehouse.delta("ops", WATERMARK_TABLE).alias("t")
+        .merge(updates.alias("s"), "t.entity = s.entity AND t.bronze_table = s.bronze_table")
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _cdf_enabled(lakehouse: Lakehouse, table: str) -> bool:
+    props = lakehouse.delta("bronze", table).detail().select("properties").first()[0] or {}
+    return str(props.get("delta.enableChangeDataFeed", "false")).lower() == "true"
+
+
+def read_bronze_since(lakehouse: Lakehouse, table: str, since: int | None, until: int) -> DataFrame:
+    """Rows of ``bronze.<table>`` committed in versions ``(since, until]`` (all rows when since is None)."""
+    spark = lakehouse.spark
+    path = lakehouse.path("bronze", table)
+    snapshot = spark.read.format("delta").option("versionAsOf", until).load(path)
+    if since is None:
+        return snapshot
+    if _cdf_enabled(lakehouse, table):
+        try:
+            changes = (
+                spark.read.format("delta")
+                .option("readChangeFeed", "true")
+                .option("startingVersion", since + 1)
+                .option("endingVersion", until)
+                .load(path)
+            )
+            changes.schema  # noqa: B018 - resolve now: CDF errors when it was off for part of the range
+            return changes.where(F.col("_change_type").isin("insert", "update_postimage")).drop(*_CDF_COLUMNS)
+        except Exception as exc:  # CDF unavailable for part of the range
+            log.warning("bronze.%s: change feed unavailable for versions %d..%d (%s); diffing snapshots",
+                        table, since + 1, until, type(exc).__name__)
+    # Append-only bronze: the rows of the newer snapshot not in the older one.
+    previous = spark.read.format("delta").option("versionAsOf", since).load(path)
+    return snapshot.exceptAll(previous)

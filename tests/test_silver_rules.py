@@ -1,0 +1,97 @@
+"""Expectation actions (warn, fail, referential) and config errors, on a small in-test entity."""
+
+from __future__ import annotations
+
+import pytest
+from chispa import assert_df_equality
+
+from cdp_lib.config import parse_model
+from cdp_lib.errors import ConfigError, DataQualityError
+from cdp_lib.silver.build import build_entity
+from cdp_lib.silver.spec import SilverConfig, load_silver_config
+from tests.silver_fixtures import LINEAGE, append_bronze, lakehouse_at, utc
+
+POS_SCHEMA = (
+    "order_id string, line_no int, store_id string, loyalty_id string, email string, order_ts timestamp, "
+    "currency string, product_id string, quantity int, unit_price decimal(12,2), line_amount decimal(12,2), "
+    + LINEAGE
+)
+
+
+def _cfg(column_expr: str = "product_id") -> SilverConfig:
+    data = {
+        "entities": {
+            "lines": {
+                "table": "lines",
+                "key": ["order_id", "line_no"],
+                "keep": "latest",
+                "order_by": "updated_at",
+                "columns": {"order_id": "id", "line_no": "int", "product_id": "id", "quantity": "int",
+                            "updated_at": "timestamp"},
+                "sources": [{
+                    "bronze": "pos_orders",
+                    "record_key": ["order_id", "line_no"],
+                    "columns": {"order_id": "order_id", "line_no": "line_no", "product_id": column_expr,
+                                "quantity": "quantity", "updated_at": "order_ts"},
+                }],
+                "expectations": [
+                    {"name": "product_known", "type": "referential", "column": "product_id",
+                     "ref_table": "bronze.ref_products", "ref_column": "product_id", "action": "warn"},
+                    {"name": "quantity_positive", "type": "range", "column": "quantity", "min": 1, "action": "fail"},
+                ],
+            }
+        }
+    }
+    return parse_model(SilverConfig, data, "test")
+
+
+def _line(order_id, line_no, product, qty, batch):
+    return (order_id, line_no, "S1", None, None, utc(2026, 3, 1, 9), "GBP", product, qty, None, None,
+            utc(2026, 3, 1, 12), batch, "pos_orders", "pos.csv", None)
+
+
+def test_warn_records_and_fail_raises_before_writing(spark, settings, tmp_path_factory):
+    lh = lakehouse_at(spark, settings, tmp_path_factory.mktemp("silver_rules"))
+    spark.createDataFrame([("P001",), ("P002",)], "product_id string").write.format("delta").save(
+        lh.path("bronze", "ref_products"))
+    append_bronze(spark, lh, "pos_orders", [_line("O1", 1, "P001", 1, "b1"), _line("O1", 2, "P999", 2, "b1")],
+                  POS_SCHEMA)
+    cfg = _cfg()
+    first = build_entity(spark, lh, cfg, "lines", "r1")
+    assert (first["rows_in"], first["rows_out"], first["rows_quarantined"]) == (2, 2, 0)  # warn keeps rows
+    version = lh.version("silver", "lines")
+
+    append_bronze(spark, lh, "pos_orders", [_line("O2", 1, "P002", 0, "b2")], POS_SCHEMA)
+    with pytest.raises(DataQualityError, match="quantity_positive"):
+        build_entity(spark, lh, cfg, "lines", "r2")
+    assert lh.version("silver", "lines") == version  # nothing written
+
+    actual = lh.read("ops", "dq_results").where("rule_type <> 'normalize_int' AND rule_type <> 'normalize_timestamp'")
+    expected = spark.createDataFrame(
+        [("r1", "product_known", "warn", 1, 2), ("r1", "quantity_positive", "fail", 0, 2),
+         ("r2", "product_known", "warn", 0, 1), ("r2", "quantity_positive", "fail", 1, 1)],
+        "run_id string, rule string, action string, failed_rows long, total_rows long",
+    )
+    assert_df_equality(actual.select(*expected.columns), expected, ignore_row_order=True, ignore_nullable=True)
+    status = [r.status for r in lh.read("ops", "run_log").where("run_id = 'r2'").collect()]
+    assert status == ["failed"]
+
+
+def test_bad_expression_is_a_config_error_naming_the_key(spark, settings, tmp_path_factory):
+    lh = lakehouse_at(spark, settings, tmp_path_factory.mktemp("silver_badexpr"))
+    append_bronze(spark, lh, "pos_orders", [_line("O1", 1, "P001", 1, "b1")], POS_SCHEMA)
+    with pytest.raises(ConfigError, match=r"entities\.lines\.sources\.0\.columns\.product_id"):
+        build_entity(spark, lh, _cfg("no_such_column"), "lines", "r1")
+
+
+def test_config_validation(tmp_path):
+    assert "contacts" in load_silver_config().entities  # the shipped file is valid
+    (tmp_path / "silver.yaml").write_text(
+        "entities:\n  x:\n    table: x\n    key: [id]\n    keep: latest\n    columns: {id: id}\n"
+        "    sources: [{bronze: b, record_key: [id], columns: {id: id}}]\n"
+    )
+    with pytest.raises(ConfigError, match="order_by"):
+        load_silver_config(tmp_path)
+    (tmp_path / "silver.yaml").write_text("entitis: {}\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_silver_config(tmp_path)
