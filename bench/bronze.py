@@ -1,0 +1,122 @@
+"""Benchmark: bronze ingestion vs a copy-through baseline on the same landing files, same run.
+
+    .venv/bin/python bench/bronze.py --people 1000000            # generates the landing zone first if needed
+    .venv/bin/python bench/bronze.py --landing /path/to/landing  # an existing landing zone
+
+For each enabled file source of conf/sources.yaml: the baseline is a plain ``spark.read`` of
+the source's files with the contract schema and one Delta write; bronze is ``ingest_source``
+(file log, hashing, one read, quarantine split, two Delta appends, log commits, run log) into
+a fresh lakehouse. Also measures the content-hash cost alone. Prints a JSON summary and the
+markdown rows for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+
+from cdp_lib.bronze.filelog import hash_files, list_files  # noqa: E402
+from cdp_lib.bronze.ingest import ingest_source  # noqa: E402
+from cdp_lib.bronze.sources import contract_schema, load_sources, source_location  # noqa: E402
+from cdp_lib.config import load_settings  # noqa: E402
+from cdp_lib.lakehouse import Lakehouse  # noqa: E402
+from cdp_lib.session import build_session  # noqa: E402
+
+
+def _baseline(spark, source, schema, files: list[str], path: str) -> None:
+    opts = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in source.options.items()}
+    reader = spark.read.options(**opts).schema(schema)
+    if source.format == "csv":
+        df = reader.csv(files)
+    elif source.format in ("json", "jsonl"):
+        df = reader.json(files)
+    else:
+        df = reader.parquet(*files)
+    df.write.format("delta").mode("overwrite").save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--people", type=int, default=1_000_000)
+    p.add_argument("--days", type=int, default=None, help="generator days (default: conf/generate.yaml)")
+    p.add_argument("--landing", default=None, help="existing landing zone (default: generate into --work)")
+    p.add_argument("--work", default="/tmp/cdp-bench-bronze", help="scratch folder (landing, lakehouses)")
+    p.add_argument("--env", default="local")
+    p.add_argument("--source", action="append", help="only these sources")
+    args = p.parse_args(argv)
+
+    work = Path(args.work)
+    settings = load_settings(args.env, PROJECT / "conf")
+    spark = build_session(settings, {"spark.ui.enabled": "false"})
+    landing = args.landing or str(work / f"landing_{args.people}")
+    if args.landing is None and not (Path(landing) / "crm").exists():
+        from cdp_lib.generate import generate_sample_data, load_generate_config
+
+        cfg = load_generate_config(PROJECT / "conf")
+        update = {"people": args.people, **({"days": args.days} if args.days is not None else {})}
+        cfg = cfg.model_validate({**cfg.model_dump(), **update})
+        t = time.time()
+        generate_sample_data(spark, cfg, 42, landing, str(work / f"truth_{args.people}"), overwrite=True)
+        print(f"generated {args.people} people in {time.time() - t:.0f}s", file=sys.stderr)
+
+    lake_root = work / "lake"
+    shutil.rmtree(lake_root, ignore_errors=True)
+    lh_settings = settings.lakehouse.model_copy(update={"root": str(lake_root), "landing": landing})
+    lh = Lakehouse(spark, settings.model_copy(update={"lakehouse": lh_settings}))
+    config = load_sources(PROJECT / "conf")
+    results = []
+    for source in config.sources:
+        if source.format == "jdbc" or (args.source and source.name not in args.source):
+            continue
+        files = [f.path for f in list_files(spark, source_location(source, landing))]
+        if not files:
+            continue
+        nbytes = sum(f.size for f in list_files(spark, source_location(source, landing)))
+        schema = contract_schema(spark, source)
+        t = time.time()
+        _baseline(spark, source, schema, files, str(lake_root / "baseline" / source.name))
+        base_s = time.time() - t
+        t = time.time()
+        hash_files(spark, files)
+        hash_s = time.time() - t
+        t = time.time()
+        out = ingest_source(spark, lh, source, "bench")
+        bronze_s = time.time() - t
+        results.append({"source": source.name, "files": len(files), "mb": round(nbytes / 1e6, 1),
+                        "rows": out["rows"], "quarantined": out["quarantined"], "duplicates": out["duplicates"],
+                        "baseline_s": round(base_s, 2), "bronze_s": round(bronze_s, 2), "hash_s": round(hash_s, 2),
+                        "ratio": round(bronze_s / base_s, 2)})
+        print(json.dumps(results[-1]), file=sys.stderr)
+    total_b = sum(r["baseline_s"] for r in results)
+    total_i = sum(r["bronze_s"] for r in results)
+    summary = {
+        "people": args.people if args.landing is None else None, "landing": landing,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}, "
+                   f"master={settings.spark.master}, driver_memory={settings.spark.driver_memory}",
+        "baseline_s": round(total_b, 1), "bronze_s": round(total_i, 1),
+        "ratio": round(total_i / total_b, 2) if total_b else None, "sources": results,
+    }
+    print(json.dumps(summary, indent=2))
+    print("\n| source | files | MB | rows | quarantined | dup. files | baseline s | bronze s | hash s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['source']} | {r['files']} | {r['mb']} | {r['rows']} | {r['quarantined']} | {r['duplicates']} "
+              f"| {r['baseline_s']} | {r['bronze_s']} | {r['hash_s']} | {r['ratio']} |")
+    print(f"| **total** | | | | | | {summary['baseline_s']} | {summary['bronze_s']} | | {summary['ratio']} |")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""``ops.bronze_file_log``: which files (or JDBC windows) each bronze batch took, kept in Delta.
+
+One row per file per batch state. A batch is first *planned* (its files, sizes and content
+hashes, or its JDBC watermark window, appended in one commit), then its data is written, then
+it is *committed* (the same rows again with status ``committed`` and per-file row counts).
+A planned batch without a committed twin is an interrupted run: the next run replays exactly
+that plan (see :mod:`cdp_lib.bronze.ingest` for why that is exactly-once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from urllib.parse import unquote, urlparse
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+__all__ = [
+    "FILE_LOG_SCHEMA",
+    "LoggedFile",
+    "Batch",
+    "read_log",
+    "pending_batch",
+    "list_files",
+    "hash_files",
+    "plan_file_batch",
+    "write_log",
+]
+
+FILE_LOG_SCHEMA = T.StructType(
+    [
+        T.StructField("source", T.StringType(), False),
+        T.StructField("batch_seq", T.LongType(), False),
+        T.StructField("batch_id", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),  # planned | committed
+        T.StructField("file_path", T.StringType(), True),  # null for JDBC batches
+        T.StructField("size", T.LongType(), True),
+        T.StructField("modified_at", T.TimestampType(), True),
+        T.StructField("content_hash", T.StringType(), True),  # sha256 hex of the bytes
+        T.StructField("duplicate_of", T.StringType(), True),  # set when the bytes were ingested before
+        T.StructField("watermark_from", T.StringType(), True),  # JDBC: exclusive lower bound
+        T.StructField("watermark_to", T.StringType(), True),  # JDBC: inclusive upper bound
+        T.StructField("rows", T.LongType(), True),
+        T.StructField("quarantined", T.LongType(), True),
+        T.StructField("logged_at", T.TimestampType(), False),
+    ]
+)
+
+_REDELIVERED = re.compile(r"\.redelivered\.[^/]+$")
+
+
+@dataclass(frozen=True)
+class LoggedFile:
+    path: str | None
+    size: int | None = None
+    modified_at: datetime | None = None
+    content_hash: str | None = None
+    duplicate_of: str | None = None
+    rows: int | None = None
+    quarantined: int | None = None
+
+
+@dataclass
+class Batch:
+    source: str
+    seq: int
+    batch_id: str
+    files: list[LoggedFile] = field(default_factory=list)
+    watermark_from: str | None = None
+    watermark_to: str | None = None
+    resumed: bool = False
+
+    @property
+    def to_read(self) -> list[str]:
+        return [f.path for f in self.files if f.duplicate_of is None and f.path]
+
+    @property
+    def duplicates(self) -> list[LoggedFile]:
+        return [f for f in self.files if f.duplicate_of is not None]
+
+
+def read_log(spark: SparkSession, path: str, source: str) -> list:
+    """Every log row of ``source`` (small: one row per file per state)."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return []
+    return spark.read.format("delta").load(path).where(F.col("source") == source).collect()
+
+
+def pending_batch(rows: list, source: str) -> Batch | None:
+    """The planned batch that never committed (an interrupted run), if any."""
+    committed = {r.batch_seq for r in rows if r.status == "committed"}
+    planned = sorted({r.batch_seq for r in rows if r.status == "planned"} - committed)
+    if not planned:
+        return None
+    seq = planned[-1]
+    plan = [r for r in rows if r.status == "planned" and r.batch_seq == seq]
+    files = [
+        LoggedFile(r.file_path, r.size, r.modified_at, r.content_hash, r.duplicate_of)
+        for r in sorted(plan, key=lambda r: r.file_path or "")
+        if r.file_path is not None
+    ]
+    return Batch(source, seq, plan[0].batch_id, files, plan[0].watermark_from, plan[0].watermark_to, resumed=True)
+
+
+def list_files(spark: SparkSession, glob: str) -> list[LoggedFile]:
+    """Files matching a Hadoop glob on any file system (local, s3a, hdfs); hidden files skipped."""
+    jvm = spark._jvm
+    pattern = jvm.org.apache.hadoop.fs.Path(glob)
+    fs = pattern.getFileSystem(spark._jsc.hadoopConfiguration())
+    statuses = fs.globStatus(pattern) or []
+    out = []
+    for status in statuses:
+        name = status.getPath().getName()
+        if status.isFile() and not name.startswith(("_", ".")):
+            modified = datetime.fromtimestamp(status.getModificationTime() / 1000, timezone.utc).replace(tzinfo=None)
+            out.append(LoggedFile(status.getPath().toString(), status.getLen(), modified))
+    return sorted(out, key=lambda f: f.path)
+
+
+def _local_path(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path)
+    return None
+
+
+def hash_files(spark: SparkSession, paths: Iterable[str]) -> dict[str, str]:
+    """SHA-256 of each file's bytes: streamed in Python for local files, one Spark job otherwise."""
+    paths = list(paths)
+    out: dict[str, str] = {}
+    remote = []
+    for path in paths:
+        local = _local_path(path)
+        if local is None:
+            remote.append(path)
+            continue
+        digest = hashlib.sha256()
+        with open(local, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out[path] = digest.hexdigest()
+    if remote:
+        rows = (
+            spark.read.format("binaryFile").load(remote)
+            .select("path", F.sha2("content", 256).alias("h")).collect()
+        )
+        by_path = {r.path: r.h for r in rows}
+        out.update({p: by_path[p] for p in remote})
+    return out
+
+
+def plan_file_batch(spark: SparkSession, rows: list, source: str, glob: str, run_id: str) -> Batch | None:
+    """The next batch of ``source``: files under ``glob`` whose path was never logged.
+
+    A file whose bytes equal an already logged (or earlier in this batch) file is kept in the
+    plan as a duplicate and not read: a re-delivery under a new name is ingested once.
+    """
+    known_paths = {r.file_path for r in rows}
+    new = [f for f in list_files(spark, glob) if f.path not in known_paths]
+    if not new:
+        return None
+    hashes = hash_files(spark, [f.path for f in new])
+    seen = {r.content_hash: r.file_path for r in rows if r.content_hash and r.duplicate_of is None}
+    planned = []
+    # Originals before re-deliveries, so a batch holding both reads the original.
+    for f in sorted(new, key=lambda f: (bool(_REDELIVERED.search(f.path)), f.path)):
+        digest = hashes[f.path]
+        planned.append(replace(f, content_hash=digest, duplicate_of=seen.get(digest)))
+        seen.setdefault(digest, f.path)
+    seq = max((r.batch_seq for r in rows), default=-1) + 1
+    return Batch(source, seq, f"{run_id}:{source}:{seq}", sorted(planned, key=lambda f: f.path))
+
+
+def write_log(spark: SparkSession, path: str, batch: Batch, status: str) -> None:
+    """Append the batch's rows with ``status`` in one idempotent commit (txnAppId per source+status)."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    entries = batch.files or [LoggedFile(None)]
+    data = [
+        (batch.source, batch.seq, batch.batch_id, status, f.path, f.size, f.modified_at, f.content_hash,
+         f.duplicate_of, batch.watermark_from, batch.watermark_to,
+         f.rows if status == "committed" else None, f.quarantined if status == "committed" else None, now)
+        for f in entries
+    ]
+    (
+        spark.createDataFrame(data, FILE_LOG_SCHEMA).coalesce(1).write.format("delta").mode("append")
+        .option("txnAppId", f"bronze_file_log:{batch.source}:{status}")
+        .option("txnVersion", batch.seq)
+        .save(path)
+    )

@@ -1,0 +1,246 @@
+"""Bronze ingestion: every source of ``conf/sources.yaml`` into an append-only Delta table.
+
+Per source and run, one *batch*:
+
+1. **Plan** (one commit to ``ops.bronze_file_log``): the files never logged before, with size
+   and SHA-256 of their bytes; a file whose bytes were already ingested (a re-delivery under
+   another name) is logged as ``duplicate_of`` and not read. A JDBC source plans a watermark
+   window ``(last committed upper bound, current max(updated_at)]`` instead.
+2. **Write**: all files of the batch in one read, split into ``bronze.<source>`` (contract
+   columns + lineage) and ``bronze.<source>_quarantine`` (raw text, reason, file, batch id).
+   Each write is one Delta commit carrying ``txnAppId=bronze:<source>`` and ``txnVersion=<batch
+   seq>``: Delta records the pair in the same commit as the rows and silently skips a later
+   write with a version it has already seen.
+3. **Commit** (one commit to the file log, again with txnAppId/txnVersion): the same files with
+   status ``committed`` and per-file row / quarantine counts.
+
+A run killed anywhere (SIGKILL included) leaves at most a planned batch without its commit row.
+The next run replays *that* plan, not a new listing: the files are immutable, so the read is
+the same, and a table that already committed the batch skips it through its txn version. So
+bronze ends up exactly as after one clean run, nothing is ever deleted from bronze (its Change
+Data Feed stays insert-only) and readers never see a batch twice.
+
+Why not Structured Streaming ``availableNow`` with a checkpoint: its file source keeps its own
+seen-files log by *path*, so a re-delivery under a new name is ingested again (no content
+hash); one stream writes one sink, so bronze and quarantine would need ``foreachBatch``, where
+two Delta writes are made idempotent with the very same txnAppId/txnVersion; and its metadata
+lives outside the lakehouse tables. The file log gives the same exactly-once guarantee with one
+place to query lineage (which file went into which batch) and the cost is measured in
+docs/benchmarks.md (hashing reads every new byte once more; planning and committing are two
+small Delta commits).
+
+A run first replays an interrupted batch, then plans a new one, so one re-run after a kill
+catches up completely. Limits: one writer per source at a time; drift *inside* a struct-typed
+contract column is not rescued (declare free-form objects as ``map<string,string>``); Parquet
+files of one batch whose footers disagree on a column's type raise SchemaContractError; a JDBC
+row committed late with ``updated_at`` at or below an already recorded upper bound is missed
+(the usual watermark caveat: keep the column set by the database at commit time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cdp_lib.bronze.filelog import Batch, LoggedFile, pending_batch, plan_file_batch, read_log, write_log
+from cdp_lib.bronze.readers import read_files, read_jdbc
+from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
+from cdp_lib.errors import ConfigError
+from cdp_lib.lakehouse import Lakehouse
+from cdp_lib.runlog import new_run_id, stage_run
+
+__all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_table"]
+
+log = logging.getLogger(__name__)
+
+FILE_LOG_TABLE = "bronze_file_log"
+
+
+def quarantine_table(source: str) -> str:
+    return f"{source}_quarantine"
+
+
+def ingest_sources(spark: SparkSession, lakehouse: Lakehouse, config: SourcesConfig,
+                   names: list[str] | None = None, run_id: str | None = None) -> dict[str, dict]:
+    """Ingest every source (or ``names``); returns ``{source: {files, rows, quarantined, ...}}``."""
+    run_id = run_id or new_run_id()
+    selected = [config.get(n) for n in names] if names else [s for s in config.sources if s.enabled]
+    return {s.name: ingest_source(spark, lakehouse, s, run_id) for s in selected}
+
+
+def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str) -> dict:
+    """One batch of one source (or a replay of its interrupted batch); writes a run-log row."""
+    log_path = lakehouse.path("ops", FILE_LOG_TABLE)
+    with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "bronze", source.name) as run:
+        schema = contract_schema(spark, source)
+        summary = {"files": 0, "duplicates": 0, "rows": 0, "quarantined": 0, "batch_ids": [], "resumed": False}
+        plan_s = 0.0
+        # At most two batches: the replay of an interrupted one, then whatever is new since.
+        for _ in range(2):
+            started = time.time()
+            batch = _next_batch(spark, lakehouse, source, log_path, run_id)
+            plan_s += time.time() - started
+            if batch is None:
+                break
+            done = _write_batch(spark, lakehouse, source, schema, batch)
+            write_log(spark, log_path, batch, "committed")
+            for key in ("files", "duplicates", "rows", "quarantined"):
+                summary[key] += done[key]
+            summary["batch_ids"].append(batch.batch_id)
+            summary["resumed"] = summary["resumed"] or batch.resumed
+            if not batch.resumed:
+                break
+        summary["batch_id"] = summary["batch_ids"][-1] if summary["batch_ids"] else None
+        if summary["batch_ids"]:
+            for layer, table in (("bronze", source.name), ("bronze", quarantine_table(source.name)),
+                                 ("ops", FILE_LOG_TABLE)):
+                # The catalog check is in memory; register() would load each Delta log again.
+                if not _registered(spark, layer, table) and lakehouse.exists(layer, table):
+                    lakehouse.register(layer, table)
+        run.rows_in = summary["rows"] + summary["quarantined"]
+        run.rows_out = summary["rows"]
+        run.rows_quarantined = summary["quarantined"]
+        run.details = {**summary, "plan_s": round(plan_s, 3)}
+        if not summary["batch_ids"]:
+            run.status = "skipped"
+    return summary
+
+
+def _registered(spark: SparkSession, layer: str, table: str) -> bool:
+    """In the catalog already (SHOW TABLES does not load the Delta log, unlike tableExists)."""
+    try:
+        return bool(spark.sql(f"SHOW TABLES IN {layer} LIKE '{table}'").take(1))
+    except AnalysisException:  # the layer's database does not exist yet
+        return False
+
+
+def _next_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, log_path: str, run_id: str) -> Batch | None:
+    """The interrupted batch to replay, else a newly planned one (logged as planned), else None."""
+    rows = read_log(spark, log_path, source.name)
+    batch = pending_batch(rows, source.name)
+    if batch is not None:
+        log.info("bronze/%s: replaying interrupted batch %s", source.name, batch.batch_id)
+        return batch
+    if source.format == "jdbc":
+        batch = _plan_jdbc(spark, source, rows, run_id)
+    else:
+        batch = plan_file_batch(spark, rows, source.name, source_location(source, lakehouse.settings.lakehouse.landing),
+                                run_id)
+    if batch is not None:
+        write_log(spark, log_path, batch, "planned")
+    return batch
+
+
+def _plan_jdbc(spark: SparkSession, source: Source, rows: list, run_id: str) -> Batch | None:
+    committed = [r for r in rows if r.status == "committed"]
+    low = max(committed, key=lambda r: r.batch_seq).watermark_to if committed else None
+    wm = source.jdbc.watermark_column
+    # The bound is the database's own text of max(watermark): compared back as a literal, it is
+    # coerced to the column's type by the database, with no client time-zone conversion.
+    probe = f"SELECT CAST(MAX({wm}) AS VARCHAR(64)) AS wm FROM {source.jdbc.relation} t"
+    high = _jdbc_reader(spark, source).option("query", probe).load().first()["wm"]
+    if high is None or high == low:
+        return None
+    seq = max((r.batch_seq for r in rows), default=-1) + 1
+    return Batch(source.name, seq, f"{run_id}:{source.name}:{seq}", [], low, high)
+
+
+def _jdbc_reader(spark: SparkSession, source: Source):
+    reader = spark.read.format("jdbc").option("url", source.jdbc.url)
+    for key, value in _jdbc_credentials(source).items():
+        reader = reader.option(key, value)
+    for key, value in source.options.items():
+        reader = reader.option(key, str(value).lower() if isinstance(value, bool) else str(value))
+    return reader
+
+
+def _jdbc_credentials(source: Source) -> dict[str, str]:
+    out = {}
+    for key, env in (("user", source.jdbc.user_env), ("password", source.jdbc.password_env)):
+        if env:
+            if env not in os.environ:
+                raise ConfigError("sources.yaml", f"{source.name}.jdbc.{key}_env",
+                                  f"environment variable {env} is not set")
+            out[key] = os.environ[env]
+    return out
+
+
+def _jdbc_query(source: Source, batch: Batch) -> str:
+    wm = source.jdbc.watermark_column
+
+    def lit(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
+
+    where = f"{wm} <= {lit(batch.watermark_to)}"
+    if batch.watermark_from is not None:
+        where = f"{wm} > {lit(batch.watermark_from)} AND {where}"
+    return f"SELECT * FROM {source.jdbc.relation} t WHERE {where}"
+
+
+def _write_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, schema, batch: Batch) -> dict:
+    lineage = source.lineage_column
+    if source.format == "jdbc":
+        parsed = read_jdbc(spark, source, schema, _jdbc_query(source, batch), _jdbc_credentials(source))
+    elif batch.to_read:
+        parsed = read_files(spark, source, schema, batch.to_read)
+    else:
+        parsed = None
+    stats = {}
+    if parsed is not None:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        parsed = parsed.select(
+            "*",
+            F.lit(now).cast("timestamp").alias("_ingested_at"),
+            F.lit(batch.batch_id).alias("_batch_id"),
+            F.lit(source.name).alias("_source"),
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        # One pass over the input fills the cache and gives per-file counts; both writes read the cache.
+        for r in parsed.groupBy(lineage).agg(
+            F.count(F.lit(1)).alias("n"), F.count("_reason").alias("bad")
+        ).collect():
+            stats[r[lineage]] = (r["n"] - r["bad"], r["bad"])
+        good = parsed.where(F.col("_reason").isNull()).select(
+            *schema.fieldNames(), "_ingested_at", "_batch_id", "_source", lineage, "_rescued")
+        bad = parsed.where(F.col("_reason").isNotNull()).select(
+            F.col("_raw").alias("raw"), F.col("_reason").alias("reason"), lineage, "_batch_id", "_source",
+            "_ingested_at")
+        _append(good, lakehouse.path("bronze", source.name), source.name, batch.seq)
+        if sum(b for _, b in stats.values()) or not lakehouse.exists("bronze", quarantine_table(source.name)):
+            _append(bad, lakehouse.path("bronze", quarantine_table(source.name)), source.name, batch.seq)
+        parsed.unpersist()
+    if source.format == "jdbc":
+        n, q = next(iter(stats.values()), (0, 0))
+        batch.files = [LoggedFile(None, rows=n, quarantined=q)]
+    else:
+        batch.files = [
+            replace(f, rows=0, quarantined=0) if f.duplicate_of
+            else replace(f, rows=stats.get(f.path, (0, 0))[0], quarantined=stats.get(f.path, (0, 0))[1])
+            for f in batch.files
+        ]
+    return {
+        "files": len(batch.to_read),
+        "duplicates": len(batch.duplicates),
+        "rows": sum(n for n, _ in stats.values()),
+        "quarantined": sum(q for _, q in stats.values()),
+        "batch_id": batch.batch_id,
+        "resumed": batch.resumed,
+    }
+
+
+def _append(df: DataFrame, path: str, source: str, seq: int) -> None:
+    """One idempotent append: Delta skips it when this source's batch ``seq`` already committed here."""
+    (
+        df.write.format("delta").mode("append")
+        .option("txnAppId", f"bronze:{source}")
+        .option("txnVersion", seq)
+        .option("mergeSchema", True)  # a contract may gain columns (additive evolution)
+        .save(path)
+    )

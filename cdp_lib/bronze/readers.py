@@ -1,0 +1,191 @@
+"""Read one batch of a source into a *parsed* frame, one read per batch (never a job per file).
+
+The parsed frame has the contract columns (typed), ``_rescued`` (JSON of fields not in the
+contract, or null), the lineage column (``_source_file`` / ``_source_query``), ``_reason``
+(null for a good row, else why it goes to quarantine) and ``_raw`` (the raw line or row, set
+on quarantined rows only). Splitting it into bronze and quarantine is the caller's job, so
+every input row lands in exactly one of them.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from cdp_lib.bronze.sources import Source
+from cdp_lib.errors import SchemaContractError
+
+__all__ = ["read_files", "read_jdbc", "conform"]
+
+_INTERNAL = "_cdp_"  # prefix of helper columns that never reach bronze
+_CORRUPT = "_cdp_corrupt"
+_FILE = "_cdp_file"
+
+
+def _c(name: str) -> Column:
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _opts(source: Source) -> dict[str, str]:
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in source.options.items()}
+
+
+def conform(df: DataFrame, source: Source, schema: T.StructType, lineage: Column,
+            bad: Column | None = None, raw: Column | None = None, rescued: Column | None = None) -> DataFrame:
+    """Project ``df`` (any columns, any types) onto the contract of ``source``.
+
+    A contract column of another type is cast with ``try_cast``; a non-null value that does not
+    cast is a contract violation, as is a null in a ``nullable: false`` column. Columns outside
+    the contract are packed into ``_rescued`` (schema drift is kept, never dropped).
+    ``bad`` is an earlier reason (a parse failure); ``raw`` the raw text (default: the row as JSON);
+    ``rescued`` replaces the packing of extra columns when the reader rescues drift itself.
+    """
+    present = {f.name: f.dataType for f in df.schema.fields if not f.name.startswith(_INTERNAL)}
+    required = {c.name for c in source.contract if not c.nullable}
+    typed, reasons = [], [] if bad is None else [bad]
+    for fld in schema.fields:
+        if fld.name not in present:
+            value = F.lit(None).cast(fld.dataType)
+        elif present[fld.name] == fld.dataType:
+            value = _c(fld.name)
+        else:
+            value = _c(fld.name).try_cast(fld.dataType)
+            reasons.append(F.when(_c(fld.name).isNotNull() & value.isNull(),
+                                  F.lit(f"contract: {fld.name} is not {fld.dataType.simpleString()}")))
+        if fld.name in required:
+            reasons.append(F.when(value.isNull(), F.lit(f"contract: {fld.name} is required")))
+        typed.append(value.alias(fld.name))
+    extras = [n for n in present if n not in schema.fieldNames()]
+    if rescued is not None:
+        pass
+    elif extras:
+        packed = F.to_json(F.struct(*[_c(n) for n in extras]))
+        rescued = F.when(packed != F.lit("{}"), packed)
+    else:
+        rescued = F.lit(None).cast("string")
+    reason = F.coalesce(*reasons) if reasons else F.lit(None).cast("string")
+    if raw is None:
+        raw = F.to_json(F.struct(*[_c(n) for n in present]))
+    return df.select(
+        *typed,
+        rescued.alias("_rescued"),
+        lineage.alias(source.lineage_column),
+        reason.alias("_reason"),
+        F.when(reason.isNotNull(), raw).alias("_raw"),
+    )
+
+
+def _csv_header(spark: SparkSession, path: str, sep: str, quote: str, encoding: str) -> tuple[str, ...]:
+    """The header line of one file (a few bytes over the Hadoop FS: works on s3a/hdfs too)."""
+    jvm = spark._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(fs.open(hpath), encoding))
+    try:
+        line = reader.readLine() or ""
+    finally:
+        reader.close()
+    return tuple(next(csv.reader([line.lstrip("\ufeff")], delimiter=sep, quotechar=quote), []))
+
+
+def _read_csv(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
+    opts = _opts(source)
+    header = opts.pop("header", "true") == "true"
+    sep = opts.get("sep", opts.get("delimiter", ","))
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for path in files:
+        cols = (_csv_header(spark, path, sep, opts.get("quote", '"'), opts.get("encoding", "UTF-8"))
+                if header else tuple(schema.fieldNames()))
+        if len(set(cols)) != len(cols) or any(c.startswith(_INTERNAL) for c in cols):
+            raise SchemaContractError(f"source {source.name}: a file's header repeats a column name")
+        groups[cols].append(path)
+    frames = []
+    # One read per distinct header (normally one): columns named by the file, typed by the contract.
+    for cols, paths in groups.items():
+        read_schema = T.StructType([T.StructField(c, T.StringType()) for c in cols]
+                                   + [T.StructField(_CORRUPT, T.StringType())])
+        df = (
+            spark.read.options(**opts).option("header", header).option("enforceSchema", True)
+            .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
+            .schema(read_schema).csv(paths)
+            .select("*", F.col("_metadata.file_path").alias(_FILE))
+        )
+        bad = F.when(F.col(_CORRUPT).isNotNull(), F.lit("malformed csv line (field count or quoting)"))
+        raw = F.coalesce(F.col(_CORRUPT), F.to_json(F.struct(*[_c(c) for c in cols])))
+        frames.append(conform(df, source, schema, F.col(_FILE), bad, raw))
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
+
+
+def _read_json_lines(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
+    """JSON lines read as text, parsed with the contract: the raw line is kept for quarantine,
+    and top-level keys outside the contract are rescued (Spark's JSON reader would drop them)."""
+    opts = _opts(source)
+    encoding = opts.pop("encoding", None)
+    text = spark.read.option("encoding", encoding) if encoding else spark.read
+    lines = (
+        text.text(files)
+        .select(F.col("value").alias("_cdp_line"), F.col("_metadata.file_path").alias(_FILE))
+        .where(F.trim("_cdp_line") != "")  # blank lines are not records
+    )
+    parse_schema = T.StructType(schema.fields + [T.StructField(_CORRUPT, T.StringType())])
+    parsed = F.from_json("_cdp_line", parse_schema, {**opts, "mode": "PERMISSIVE",
+                                                     "columnNameOfCorruptRecord": _CORRUPT})
+    keys = F.json_object_keys("_cdp_line")
+    known = F.array(*[F.lit(n) for n in schema.fieldNames()])
+    extra = F.array_except(keys, known)
+    as_map = F.from_json("_cdp_line", T.MapType(T.StringType(), T.StringType()))
+    rescued = F.when(F.size(extra) > 0, F.to_json(F.map_filter(as_map, lambda k, v: F.array_contains(extra, k))))
+    df = lines.select(
+        "_cdp_line", _FILE, parsed.alias("_cdp_parsed"), keys.alias("_cdp_keys"), rescued.alias("_cdp_rescued")
+    )
+    bad = (
+        F.when(F.col("_cdp_keys").isNull(), F.lit("malformed json (not a JSON object)"))
+        .when(F.col("_cdp_parsed").getField(_CORRUPT).isNotNull(),
+              F.lit("contract: a field does not match its declared type"))
+    )
+    flat = df.select(*[F.col("_cdp_parsed").getField(n).alias(n) for n in schema.fieldNames()],
+                     "_cdp_line", _FILE, "_cdp_rescued", bad.alias("_cdp_bad"))
+    return conform(flat, source, schema, F.col(_FILE), F.col("_cdp_bad"), F.col("_cdp_line"), F.col("_cdp_rescued"))
+
+
+def _read_parquet(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
+    """Parquet carries its own types: the union of the files' schemas (footers only) is read,
+    then conformed (cast to the contract, extra columns rescued)."""
+    opts = _opts(source)
+    try:
+        actual = spark.read.options(**opts).option("mergeSchema", True).parquet(*files).schema
+    except Exception as exc:  # noqa: BLE001 - conflicting footers surface as several JVM errors
+        raise SchemaContractError(
+            f"source {source.name}: the files' Parquet schemas conflict ({type(exc).__name__})"
+        ) from None
+    df = spark.read.options(**opts).schema(actual).parquet(*files).select(
+        "*", F.col("_metadata.file_path").alias(_FILE))
+    return conform(df, source, schema, F.col(_FILE))
+
+
+def read_files(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
+    """All ``files`` of one batch of a file source, in one read, as a parsed frame."""
+    if source.format == "csv":
+        return _read_csv(spark, source, schema, files)
+    if source.format in ("json", "jsonl"):
+        return _read_json_lines(spark, source, schema, files)
+    if source.format == "parquet":
+        return _read_parquet(spark, source, schema, files)
+    raise ValueError(f"not a file format: {source.format}")
+
+
+def read_jdbc(spark: SparkSession, source: Source, schema: T.StructType, query: str,
+              credentials: dict[str, str]) -> DataFrame:
+    """One JDBC query (a watermark window) as a parsed frame; ``_source_query`` is the query."""
+    df = (
+        spark.read.format("jdbc").options(**_opts(source), **credentials)
+        .option("url", source.jdbc.url).option("query", query).load()
+    )
+    return conform(df, source, schema, F.lit(query))
