@@ -290,7 +290,7 @@ def test_profile_end_to_end(spark, gold_lake):
     assert ann.last_abandoned_cart_at == t("2026-03-01 10:00:00")
     assert bob.last_abandoned_cart_at == t("2026-02-20 08:00:00")
     # rfm over the two customers: ann more recent, more frequent, bigger spender
-    assert (ann.rfm, bob.rfm) == ("555", "111")
+    assert (ann.rfm_score, bob.rfm_score) == ("555", "111")
     # enrichment + provenance
     assert (ann.region, ann.latitude) == ("Yorkshire", 53.8)
     assert ann.income_band == "50-75k" and bob.income_band is None
