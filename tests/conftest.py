@@ -47,13 +47,24 @@ def spark(settings):
         "spark.databricks.delta.snapshotPartitions": "1",
         # Skip Delta's per-commit stats collection and log compaction work the tests never read.
         "spark.databricks.delta.stats.collect": "false",
-        # Small frames: broadcasting is always right and avoids sort-merge shuffles.
-        "spark.sql.autoBroadcastJoinThreshold": str(50 * 1024 * 1024),
-        "spark.driver.memory": "3g",
+        # One JVM serves ~140 tests: give it room for broadcasts after many cached frames.
+        "spark.driver.memory": "4g",
     }
     session = build_session(settings, test_conf)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_cached_frames():
+    """Library code caches frames it reuses within a stage; free them between test modules so the
+    one long-lived driver does not run out of memory for broadcasts late in the suite."""
+    yield
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.catalog.clearCache()
 
 
 @pytest.fixture(scope="session")
