@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMPS := .stamps
 JARS   := .jars
 
-.PHONY: setup demo test smoke lint jars postgres clean
+.PHONY: setup demo test test-cluster smoke lint jars postgres clean
 
 setup: $(STAMPS)/venv jars
 
@@ -40,6 +40,11 @@ smoke: setup
 test: setup postgres
 	$(BIN)/ruff check cdp_lib jobs tests bench
 	$(BIN)/pytest -q
+
+# The whole pipeline through spark-submit.sh on a standalone master + worker (~11 min on 2 cores);
+# not part of `make test`, which runs the smoke job on the same kind of cluster.
+test-cluster: setup
+	$(BIN)/pytest -q -m cluster_pipeline tests/test_cluster.py
 
 lint: $(STAMPS)/venv
 	$(BIN)/ruff check cdp_lib jobs tests bench

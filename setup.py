@@ -33,6 +33,11 @@ setup(
             "ruff==0.17.6",
             # Loads the generated DAG in tests (installs cleanly beside pyspark 4.2.0).
             "apache-airflow==3.3.2",
+            # Executes notebooks/01_customer_360.ipynb in tests.
+            "nbclient==0.11.0",
+            "nbformat==5.11.1",
+            "ipykernel==7.4.0",
+            "matplotlib==3.11.2",
         ],
     },
     entry_points={"console_scripts": ["cdp=cdp_lib.cli:main"]},

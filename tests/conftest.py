@@ -49,6 +49,20 @@ def spark(settings):
         "spark.databricks.delta.stats.collect": "false",
         # One JVM serves ~140 tests: give it room for broadcasts after many cached frames.
         "spark.driver.memory": "4g",
+        # The SQL/job status store keeps every execution's plan graph; ~140 tests run thousands of
+        # queries (Delta MERGEs, iterative components) and the history alone filled the heap.
+        "spark.sql.ui.retainedExecutions": "20",
+        "spark.ui.retainedJobs": "50",
+        "spark.ui.retainedStages": "50",
+        "spark.ui.retainedTasks": "1000",
+        "spark.sql.streaming.ui.retainedQueries": "10",
+        "spark.sql.streaming.ui.retainedProgressUpdates": "10",
+        # Each broadcast hash relation holds at least one memory page; the default page for a 4g
+        # driver is 64 MB, so a few dozen broadcasts still referenced by live plans filled the
+        # heap (the CI OOM). Test data fits in 1 MB pages.
+        "spark.buffer.pageSize": "1m",
+        # Let the ContextCleaner drop unreferenced broadcasts, shuffles and checkpoints often.
+        "spark.cleaner.periodicGC.interval": "1min",
     }
     session = build_session(settings, test_conf)
     yield session
@@ -60,11 +74,15 @@ def _release_cached_frames():
     """Library code caches frames it reuses within a stage; free them between test modules so the
     one long-lived driver does not run out of memory for broadcasts late in the suite."""
     yield
+    import gc
+
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         active.catalog.clearCache()
+        gc.collect()  # drop Python handles on JVM objects (plans, broadcasts) of the finished module
+        active.sparkContext._jvm.System.gc()
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +90,19 @@ def lakehouse(spark, settings):
     from cdp_lib.lakehouse import Lakehouse
 
     return Lakehouse(spark, settings)
+
+
+@pytest.fixture(scope="session")
+def sample_landing(spark, tmp_root):
+    """One small generated landing zone (50 people, days 0 and 1) + truth, shared by the
+    end-to-end demo test and the cluster pipeline test: ``(staging dir, truth dir)``."""
+    from cdp_lib.generate import generate_sample_data, load_generate_config
+
+    cfg = load_generate_config(PROJECT / "conf")
+    cfg = cfg.model_validate({**cfg.model_dump(), "people": 50, "days": 1})
+    staging, truth = tmp_root / "sample" / "staging", tmp_root / "sample" / "truth"
+    generate_sample_data(spark, cfg, 7, str(staging), str(truth), overwrite=True)
+    return staging, truth
 
 
 @pytest.fixture

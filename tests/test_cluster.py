@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -32,31 +33,70 @@ def last_json(stdout: str) -> dict:
     return json.loads(stdout[start:])
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    with standalone_cluster(root / "cluster") as master:
+        yield master, root
+
+
+def submit(master: str, root: Path, job: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "CDP_SPARK_MASTER": master,
+        "CDP_LAKEHOUSE": str(root / "lakehouse"),
+        "CDP_LANDING": str(root / "landing"),
+        "PYSPARK_PYTHON": python_without_cdp_lib(root),
+        **extra_env,
+    }
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    return subprocess.run(
+        [str(PROJECT / "spark-submit.sh"), job, "--env", "cluster", *args],
+        cwd=root, env=env, capture_output=True, text=True, timeout=1200,
+    )
+
+
 @pytest.mark.cluster
-def test_smoke_job_on_standalone_cluster(tmp_path):
-    with standalone_cluster(tmp_path / "cluster") as master:
-        env = {
-            **os.environ,
-            "CDP_SPARK_MASTER": master,
-            "CDP_LAKEHOUSE": str(tmp_path / "lakehouse"),
-            "CDP_LANDING": str(tmp_path / "landing"),
-            "PYSPARK_PYTHON": python_without_cdp_lib(tmp_path),
-        }
-        env.pop("PYSPARK_GATEWAY_PORT", None)
-        proc = subprocess.run(
-            [str(PROJECT / "spark-submit.sh"), "smoke", "--env", "cluster"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-        )
-        assert proc.returncode == 0, proc.stderr[-5000:]
-        result = last_json(proc.stdout)
-        # The application really ran on the standalone master, with executors on the worker.
-        app_dirs = list((tmp_path / "cluster" / "work").glob("app-*/*/stderr"))
-        assert app_dirs, "no executor ran on the standalone worker"
-        assert result["rows"] == [[1, "a"], [2, "B"], [3, "c"]]
-        assert result["version0_rows"] == 2
-        assert result["components"] == [[1, 2, 3], [10, 11], [20], [30]]
-        assert result["labels"] == ["customer-1", "customer-10", "customer-20", "customer-30"]
-        assert (tmp_path / "lakehouse" / "ops" / "smoke" / "_delta_log").is_dir()
+def test_smoke_job_on_standalone_cluster(cluster):
+    master, root = cluster
+    proc = submit(master, root, "smoke")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    result = last_json(proc.stdout)
+    # The application really ran on the standalone master, with executors on the worker.
+    app_dirs = list((root / "cluster" / "work").glob("app-*/*/stderr"))
+    assert app_dirs, "no executor ran on the standalone worker"
+    assert result["rows"] == [[1, "a"], [2, "B"], [3, "c"]]
+    assert result["version0_rows"] == 2
+    assert result["components"] == [[1, 2, 3], [10, 11], [20], [30]]
+    assert result["labels"] == ["customer-1", "customer-10", "customer-20", "customer-30"]
+    assert (root / "lakehouse" / "ops" / "smoke" / "_delta_log").is_dir()
+
+
+@pytest.mark.cluster
+@pytest.mark.cluster_pipeline
+def test_whole_pipeline_on_standalone_cluster(cluster, sample_landing):
+    """jobs/run_pipeline.py through spark-submit.sh: every stage on the cluster's executors."""
+    from cdp_lib.pipeline.demo import deliver_day
+
+    master, root = cluster
+    staging, _ = sample_landing
+    assert deliver_day(staging, root / "landing", None) + deliver_day(staging, root / "landing", "2026-03-01") > 0
+    # a small cluster: the shipped conf/ with few shuffle partitions
+    conf = root / "conf"
+    shutil.copytree(PROJECT / "conf", conf)
+    cluster_yaml = conf / "env" / "cluster.yaml"
+    cluster_yaml.write_text(cluster_yaml.read_text().replace("shuffle_partitions: 200", "shuffle_partitions: 4"))
+    apps_before = set((root / "cluster" / "work").glob("app-*"))
+    proc = submit(master, root, "run_pipeline", "--conf-dir", str(conf), CDP_ACTIVATION_URI=str(root / "activation"))
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    result = last_json(proc.stdout)
+    assert [s for s, v in result["stages"].items() if v["status"] == "success"] == [
+        "ingest", "silver", "identity", "gold", "segments", "export"]
+    assert set((root / "cluster" / "work").glob("app-*")) - apps_before, "the pipeline did not run on the cluster"
+    for table in ("bronze/crm_contacts", "silver/contacts", "gold/identity_map", "gold/customer_profile",
+                  "gold/segment_membership"):
+        assert (root / "lakehouse" / table / "_delta_log").is_dir(), table
+    assert any((root / "activation").rglob("manifest.json"))
 
 
 def test_spark_submit_rejects_unknown_job():

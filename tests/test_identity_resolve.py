@@ -150,8 +150,9 @@ def test_incremental_equals_full_recompute(spark, resolved):
     ]
     batch_events = events_rows() + [("identify", "C7", "anon9", None, T0.replace(day=2), "m4")]
     graph2 = build_graph(tables(spark, batch_contacts, batch_events), cfg)
-    full = cluster_graph(graph2.vertices, graph2.edges, cfg)
-    incr = update_clusters(result.assign, result.edges, graph2.vertices, graph2.edges, cfg)
+    vertices, edges = graph2.vertices.localCheckpoint(), graph2.edges.localCheckpoint()  # as resolve does
+    full = cluster_graph(vertices, edges, cfg)
+    incr = update_clusters(result.assign, result.edges, vertices, edges, cfg)
     assert_df_equality(incr.assign, full.assign, ignore_row_order=True, ignore_nullable=True,
                        ignore_column_order=True)
     assert_df_equality(incr.edges, full.edges, ignore_row_order=True, ignore_nullable=True,

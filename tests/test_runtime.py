@@ -93,6 +93,11 @@ def test_connected_components_matches_union_find_on_random_graph(spark):
             parent[max(ra, rb)] = min(ra, rb)
     expected = {i: find(i) for i in range(n)}
     v = spark.range(n).select(F.col("id"))
-    got = connected_components(v, spark.createDataFrame(edges, "src long, dst long")).collect()
+    e = spark.createDataFrame(edges, "src long, dst long")
+    distributed = connected_components(v, e).collect()
     # union-find with min-root gives the minimum id of each component, as the contract says
-    assert {r.id: r.component for r in got} == expected
+    assert {r.id: r.component for r in distributed} == expected
+    on_driver = connected_components(v, e, local_max_edges=300).collect()
+    assert {r.id: r.component for r in on_driver} == expected
+    # one edge over the bound: the distributed rounds run and agree
+    assert {r.id: r.component for r in connected_components(v, e, local_max_edges=5).collect()} == expected

@@ -41,7 +41,7 @@ def _segments(ctx: Context, args: argparse.Namespace):
         raise ExportError("gold.customer_profile does not exist yet: build gold first")
     run_id = getattr(args, "run_id", None) or new_run_id()
     as_of = args.as_of or datetime.now(timezone.utc)
-    with stage_run(ctx.spark, lh.path("ops", "run_log"), run_id, "segments") as run:
+    with stage_run(ctx.spark, lh.path("ops", "run_log"), run_id, "segments", "segment_membership") as run:
         counts = build_segment_membership(lh, config, as_of, run_id)
         sizes = {
             r["segment"]: r["n"]

@@ -92,7 +92,10 @@ def profiles_for(
     if customers is not None:
         imap = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi")
     imap = imap.cache()
-    frames = _frames(lakehouse, cfg, imap, as_of)
+    # Every input is read by several survivorship rules and traits: attach it to its customers
+    # once and cut the lineage, instead of re-running the attach joins (and re-planning one
+    # ever larger query) for each use.
+    frames = {n: f.localCheckpoint() for n, f in _frames(lakehouse, cfg, imap, as_of).items()}
     times = {n: i.time for n, i in cfg.inputs.items()}
     profile = imap.select("customer_id").distinct()
     for rule in cfg.survivorship:

@@ -20,7 +20,8 @@ def _resolve(ctx: Context, args: argparse.Namespace):
     from cdp_lib.identity.resolve import run_resolve
 
     cfg = load_identity_config(ctx.settings.conf_dir)
-    return run_resolve(ctx.spark, ctx.lakehouse, cfg, incremental=args.incremental)
+    return run_resolve(ctx.spark, ctx.lakehouse, cfg, incremental=args.incremental,
+                       run_id=getattr(args, "run_id", None))
 
 
 def _explain_args(p: argparse.ArgumentParser) -> None:

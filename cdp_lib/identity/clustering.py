@@ -112,6 +112,7 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
         vertices.select(F.col("vid").alias("id")),
         ends.select(F.col("vid_a").alias("src"), F.col("vid_b").alias("dst")),
         max_iterations=cfg.max_iterations,
+        local_max_edges=cfg.local_components_max_edges,
     )
     assign = vertices.join(comp.withColumnRenamed("id", "vid"), "vid").persist()
     rejected_schema = ", ".join(f"{k} string" for k in _EDGE_KEY)

@@ -120,7 +120,7 @@ def run_resolve(
     """The ``resolve`` stage: read inputs, resolve, publish; returns a summary (counts only)."""
     run_id = run_id or new_run_id()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "resolve") as run:
+    with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "identity", "identity_map") as run:
         graph = build_graph(_read_tables(lakehouse, cfg), cfg)
         previous_map = lakehouse.read("gold", "identity_map") if lakehouse.exists("gold", "identity_map") else None
         previous_edges = None

@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pyspark.sql import functions as F
@@ -62,6 +63,25 @@ def latest_failed_run(ctx) -> str | None:
     stages = runs.where(F.col("run_id") == latest.run_id)
     last = stages.groupBy("stage").agg(F.max_by("status", "ended_at").alias("status"))
     return latest.run_id if last.where(F.col("status") == "failed").limit(1).count() else None
+
+
+def _table_totals(ctx, run_id: str, since: float) -> dict:
+    """Rows in / out / quarantined summed over the per-table run-log rows a stage wrote."""
+    empty = {"rows_in": None, "rows_out": None, "rows_quarantined": None}
+    if not ctx.lakehouse.exists("ops", "run_log"):
+        return empty
+    rows = ctx.lakehouse.read("ops", "run_log").where(
+        (F.col("run_id") == run_id) & F.col("source").isNotNull()
+        & (F.col("started_at") >= F.lit(datetime.fromtimestamp(since, timezone.utc).replace(tzinfo=None)))
+    )
+    row = rows.agg(*[F.sum(c).alias(c) for c in empty]).first()
+    return {c: (int(row[c]) if row[c] is not None else None) for c in empty}
+
+
+def _release_cached_frames(ctx) -> None:
+    """Nothing a stage caches is meant to outlive it; in one long session (``cdp run``, the demo)
+    stale cache entries would hold memory and slow the planning of every later query."""
+    ctx.spark.catalog.clearCache()
 
 
 def _submit(ctx, stage: StageSpec, run_id: str) -> Mapping:
@@ -134,9 +154,12 @@ def run_pipeline(
                         summary = dict(_submit(ctx, stage, run_id))
                     else:
                         summary = dict(stage_fns[stage.command](ctx, run_id, stage.args) or {})
-                    run.rows_in = summary.get("rows_in")
-                    run.rows_out = summary.get("rows_out")
-                    run.rows_quarantined = summary.get("rows_quarantined")
+                    if not submit:
+                        _release_cached_frames(ctx)
+                    totals = _table_totals(ctx, run_id, started)
+                    run.rows_in = summary.get("rows_in", totals["rows_in"])
+                    run.rows_out = summary.get("rows_out", totals["rows_out"])
+                    run.rows_quarantined = summary.get("rows_quarantined", totals["rows_quarantined"])
                     run.details = {
                         "attempt": attempt,
                         **{k: v for k, v in summary.items() if k not in ("rows_in", "rows_out", "rows_quarantined")},
