@@ -16,12 +16,18 @@ from pyspark.sql import DataFrame, SparkSession
 
 from cdp_lib.config import Settings, join_path
 
-__all__ = ["LAYERS", "Lakehouse"]
+__all__ = ["LAYERS", "Lakehouse", "split_table_name"]
 
 log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def split_table_name(name: str) -> tuple[str, str]:
+    """``"silver.contacts"`` -> ``("silver", "contacts")``: config names tables as layer.table."""
+    layer, _, table = name.partition(".")
+    return layer, table
 
 
 class Lakehouse:

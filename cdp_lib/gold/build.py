@@ -31,6 +31,7 @@ from cdp_lib.gold.consent import consent_state
 from cdp_lib.gold.enrich import with_postcode_reference, with_third_party
 from cdp_lib.gold.survivorship import candidates, collect_values, survive
 from cdp_lib.gold.traits import compute_traits, relative_traits, window_bounds, with_rfm
+from cdp_lib.lakehouse import split_table_name
 
 __all__ = ["build_gold", "profiles_for"]
 
@@ -47,22 +48,17 @@ STATE_SCHEMA = T.StructType(
 )
 
 
-def _split(table: str) -> tuple[str, str]:
-    layer, _, name = table.partition(".")
-    return layer, name
-
-
 def _frames(lakehouse, cfg: GoldConfig, imap: DataFrame, as_of: datetime) -> dict[str, DataFrame]:
     frames = {}
     for name, inp in cfg.inputs.items():
-        layer, table = _split(inp.table)
+        layer, table = split_table_name(inp.table)
         if not lakehouse.exists(layer, table):
             log.warning("gold input %s: table %s does not exist yet; treated as empty", name, inp.table)
             continue
         df = lakehouse.read(layer, table).where(F.col(inp.time) <= F.lit(as_of))
         for lk in inp.lookups:
-            if lakehouse.exists(*_split(lk.table)):
-                ref = lakehouse.read(*_split(lk.table)).select(lk.key, *lk.columns).dropDuplicates([lk.key])
+            if lakehouse.exists(*split_table_name(lk.table)):
+                ref = lakehouse.read(*split_table_name(lk.table)).select(lk.key, *lk.columns).dropDuplicates([lk.key])
                 df = df.join(F.broadcast(ref), lk.key, "left")
             else:
                 df = df.select("*", *[F.lit(None).cast("string").alias(c) for c in lk.columns])
@@ -88,7 +84,7 @@ def profiles_for(
     customers: DataFrame | None = None,
 ) -> DataFrame:
     """Profiles (without RFM / as-of-relative traits) of ``customers`` (default: all) as of ``as_of``."""
-    imap = lakehouse.read(*_split(cfg.identity_map))
+    imap = lakehouse.read(*split_table_name(cfg.identity_map))
     if customers is not None:
         imap = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi")
     imap = imap.cache()
@@ -140,20 +136,21 @@ def profiles_for(
     )
     profile = profile.join(compute_traits(usable_traits, frames, times, as_of, profile), "customer_id", "left")
     en = cfg.enrichment
-    if en.postcodes and lakehouse.exists(*_split(en.postcodes)):
-        profile = with_postcode_reference(profile, lakehouse.read(*_split(en.postcodes)))
+    if en.postcodes and lakehouse.exists(*split_table_name(en.postcodes)):
+        profile = with_postcode_reference(profile, lakehouse.read(*split_table_name(en.postcodes)))
     else:
         profile = profile.withColumn("enriched_attributes", F.array().cast("array<string>"))
-    if en.third_party and lakehouse.exists(*_split(en.third_party)):
+    if en.third_party and lakehouse.exists(*split_table_name(en.third_party)):
         profile = with_third_party(
-            profile, lakehouse.read(*_split(en.third_party)), en.third_party_columns, _split(en.third_party)[1]
+            profile, lakehouse.read(*split_table_name(en.third_party)), en.third_party_columns,
+            split_table_name(en.third_party)[1],
         )
     return profile
 
 
 def _versions(lakehouse, cfg: GoldConfig) -> dict[str, int]:
     tables = [cfg.identity_map, *[i.table for i in cfg.inputs.values()]]
-    return {t: v for t in dict.fromkeys(tables) if (v := lakehouse.version(*_split(t))) is not None}
+    return {t: v for t in dict.fromkeys(tables) if (v := lakehouse.version(*split_table_name(t))) is not None}
 
 
 def _last_state(lakehouse) -> tuple[datetime, dict[str, int]] | None:
@@ -164,7 +161,7 @@ def _last_state(lakehouse) -> tuple[datetime, dict[str, int]] | None:
 
 
 def _changes(lakehouse, table: str, since: int | None, until: int) -> DataFrame | None:
-    layer, name = _split(table)
+    layer, name = split_table_name(table)
     start = 0 if since is None else since + 1
     if start > until:
         return None
@@ -186,7 +183,7 @@ def _touched(
     prev: dict[str, int],
     now: dict[str, int],
 ) -> DataFrame:
-    imap = lakehouse.read(*_split(cfg.identity_map))
+    imap = lakehouse.read(*split_table_name(cfg.identity_map))
     parts = []
     map_changes = _changes(lakehouse, cfg.identity_map, prev.get(cfg.identity_map), now[cfg.identity_map])
     if map_changes is not None:
@@ -197,7 +194,7 @@ def _touched(
         if inp.table not in now:
             continue
         changed = _changes(lakehouse, inp.table, prev.get(inp.table), now[inp.table])
-        full = lakehouse.read(*_split(inp.table))
+        full = lakehouse.read(*split_table_name(inp.table))
         cols = full.columns
         crossing = reduce(
             lambda a, b: a | b,
@@ -210,7 +207,7 @@ def _touched(
             # rows reach their customer through the owning input's current rows
             owner = cfg.inputs[inp.via.input]
             if owner.table in now:
-                owners = with_customer_id(lakehouse.read(*_split(owner.table)), owner, imap)
+                owners = with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap)
                 owners = owners.select(*inp.via.keys, "customer_id").dropDuplicates(inp.via.keys)
                 parts.append(rows.join(owners, inp.via.keys).select("customer_id"))
         else:
@@ -258,7 +255,7 @@ def build_gold(
         touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
         fresh = profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched)
         current = lakehouse.read("gold", "customer_profile")
-        live = lakehouse.read(*_split(cfg.identity_map)).select("customer_id").distinct()
+        live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
         kept = current.join(touched, "customer_id", "left_anti").join(live, "customer_id", "left_semi")
         kept = kept.drop(*META)
         mode, recomputed = "incremental", touched.count()

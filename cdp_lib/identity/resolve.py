@@ -23,6 +23,7 @@ from cdp_lib.identity.guards import check_giant_components
 from cdp_lib.identity.probabilistic import probabilistic_edges
 from cdp_lib.identity.records import to_records
 from cdp_lib.identity.stable_ids import LINEAGE_SCHEMA, assign_customer_ids
+from cdp_lib.lakehouse import split_table_name
 from cdp_lib.runlog import new_run_id, stage_run
 
 __all__ = ["IdentityGraph", "build_graph", "resolve_frames", "run_resolve"]
@@ -109,8 +110,7 @@ def resolve_frames(
 def _read_tables(lakehouse, cfg: IdentityConfig) -> dict[str, DataFrame]:
     out = {}
     for inp in cfg.inputs:
-        layer, table = inp.table.split(".", 1)
-        out[inp.name] = lakehouse.read(layer, table)
+        out[inp.name] = lakehouse.read(*split_table_name(inp.table))
     return out
 
 

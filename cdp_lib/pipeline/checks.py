@@ -16,6 +16,7 @@ from pydantic import Field
 from pyspark.sql import functions as F
 
 from cdp_lib.config import StrictModel, load_model
+from cdp_lib.lakehouse import split_table_name
 
 __all__ = ["Alert", "MonitoringConfig", "load_monitoring_config", "run_checks"]
 
@@ -98,13 +99,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _split(table: str) -> tuple[str, str]:
-    layer, _, name = table.partition(".")
-    return layer, name
-
-
 def _freshness(lh, run_id, check: FreshnessCheck, now: datetime) -> list[Alert]:
-    layer, name = _split(check.table)
+    layer, name = split_table_name(check.table)
     if not lh.exists(layer, name):
         return [
             Alert(
@@ -180,7 +176,7 @@ def _volume(lh, run_id, check: VolumeCheck, now: datetime) -> list[Alert]:
 
 
 def _null_rate(lh, run_id, check: NullRateCheck, now: datetime) -> list[Alert]:
-    layer, name = _split(check.table)
+    layer, name = split_table_name(check.table)
     if not lh.exists(layer, name):
         return []
     total, nulls = lh.read(layer, name).agg(F.count(F.lit(1)), F.count_if(F.col(check.column).isNull())).first()
@@ -202,7 +198,7 @@ def _null_rate(lh, run_id, check: NullRateCheck, now: datetime) -> list[Alert]:
 
 
 def _duplicate_rate(lh, run_id, check: DuplicateRateCheck, now: datetime) -> list[Alert]:
-    layer, name = _split(check.table)
+    layer, name = split_table_name(check.table)
     if not lh.exists(layer, name):
         return []
     df = lh.read(layer, name)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import ConfigError
-from cdp_lib.lakehouse import Lakehouse
+from cdp_lib.lakehouse import Lakehouse, split_table_name
 from cdp_lib.runlog import new_run_id, stage_run
 from cdp_lib.silver.dedupe import (
     drop_exact_duplicates,
@@ -53,7 +53,7 @@ def _refs(lakehouse: Lakehouse, entity: EntitySpec) -> dict[str, DataFrame | Non
     refs: dict[str, DataFrame | None] = {}
     for rule in entity.expectations:
         if rule.type == "referential" and rule.ref_table not in refs:
-            layer, table = rule.ref_table.split(".")
+            layer, table = split_table_name(rule.ref_table)
             refs[rule.ref_table] = lakehouse.read(layer, table) if lakehouse.exists(layer, table) else None
     return refs
 
