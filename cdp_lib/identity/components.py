@@ -118,9 +118,11 @@ def connected_components(
     spark = vertices.sparkSession
     linked = None
     if local_max_edges > 0:
-        small = _canonical(edges).limit(local_max_edges + 1).collect()
+        # Probe the raw edges (no shuffle): only a small graph is collected; duplicates and self
+        # loops do not change union-find's answer.
+        small = edges.select("src", "dst").limit(local_max_edges + 1).collect()
         if len(small) <= local_max_edges:
-            pairs = _union_find_components([(r.lo, r.hi) for r in small])
+            pairs = _union_find_components([(r.src, r.dst) for r in small if r.src != r.dst])
             linked = spark.createDataFrame(pairs, "id long, component long")
             log.debug("connected components: %d edges solved on the driver", len(small))
     if linked is None:
