@@ -62,10 +62,19 @@ class Lakehouse:
         return self.spark.read.format("delta").load(self.path(layer, table))
 
     def version(self, layer: str, table: str) -> int | None:
-        """Latest committed Delta version, or None when the table does not exist."""
-        if not self.exists(layer, table):
+        """Latest committed Delta version, or None when the table does not exist.
+
+        Read from the commit files' names in ``_delta_log`` (one listing, as Delta itself finds
+        the latest version) instead of ``history(1)``, which plans and runs a query: stages ask
+        for versions of every input table on each run, and that fixed cost added up.
+        """
+        jvm = self.spark._jvm
+        log_dir = jvm.org.apache.hadoop.fs.Path(join_path(self.path(layer, table), "_delta_log"))
+        fs = log_dir.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        if not fs.exists(log_dir):
             return None
-        return self.delta(layer, table).history(1).select("version").first()[0]
+        versions = [int(m.group(1)) for s in fs.listStatus(log_dir) if (m := _JSON_COMMIT.match(s.getPath().getName()))]
+        return max(versions) if versions else None
 
     def register(self, layer: str, table: str) -> None:
         """Make ``layer.table`` resolvable in SQL (idempotent)."""
@@ -97,6 +106,7 @@ class Lakehouse:
 
 
 _COMMIT = re.compile(r"^\d{20}\.(json|checkpoint.*\.(parquet|json))$")
+_JSON_COMMIT = re.compile(r"^(\d{20})\.json$")
 
 
 def _has_commit(fs, log_dir) -> bool:

@@ -63,6 +63,18 @@ def spark(settings):
         "spark.buffer.pageSize": "1m",
         # Let the ContextCleaner drop unreferenced broadcasts, shuffles and checkpoints often.
         "spark.cleaner.periodicGC.interval": "1min",
+        # Tiny data, thousands of short queries: compiling generated code and re-planning at
+        # every shuffle cost more than they save. Measured on the identity stage of the 50-person
+        # demo lakehouse (/tmp/prof/variants.py, 2026-11-30): 83-95 s -> 50-60 s with these off
+        # plus the two Delta settings below. Results do not depend on them (same operators,
+        # interpreted); the cluster tests keep Spark's defaults.
+        "spark.sql.adaptive.enabled": "false",
+        "spark.sql.codegen.wholeStage": "false",
+        "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        # Small tables with many small commits: no checksum file per commit, log checkpoints
+        # every 100 commits instead of 10 (each checkpoint is a Spark job).
+        "spark.databricks.delta.writeChecksumFile.enabled": "false",
+        "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
     }
     session = build_session(settings, test_conf)
     yield session

@@ -84,13 +84,14 @@ class Batch:
         return [f for f in self.files if f.duplicate_of is not None]
 
 
-def read_log(spark: SparkSession, path: str, source: str) -> list:
-    """Every log row of ``source`` (small: one row per file per state)."""
+def read_log(spark: SparkSession, path: str, source: str | None = None) -> list:
+    """Every log row of ``source``, or of all sources (small: one row per file per state)."""
     from delta.tables import DeltaTable
 
     if not DeltaTable.isDeltaTable(spark, path):
         return []
-    return spark.read.format("delta").load(path).where(F.col("source") == source).collect()
+    table = spark.read.format("delta").load(path)
+    return (table.where(F.col("source") == source) if source is not None else table).collect()
 
 
 def pending_batch(rows: list, source: str) -> Batch | None:

@@ -73,11 +73,20 @@ def ingest_sources(spark: SparkSession, lakehouse: Lakehouse, config: SourcesCon
     """Ingest every source (or ``names``); returns ``{source: {files, rows, quarantined, ...}}``."""
     run_id = run_id or new_run_id()
     selected = [config.get(n) for n in names] if names else [s for s in config.sources if s.enabled]
-    return {s.name: ingest_source(spark, lakehouse, s, run_id) for s in selected}
+    # One read of the file log for the whole run: each source only reads and writes its own rows.
+    logged: dict[str, list] = {s.name: [] for s in selected}
+    for row in read_log(spark, lakehouse.path("ops", FILE_LOG_TABLE)):
+        if row.source in logged:
+            logged[row.source].append(row)
+    return {s.name: ingest_source(spark, lakehouse, s, run_id, logged[s.name]) for s in selected}
 
 
-def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str) -> dict:
-    """One batch of one source (or a replay of its interrupted batch); writes a run-log row."""
+def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str,
+                  logged: list | None = None) -> dict:
+    """One batch of one source (or a replay of its interrupted batch); writes a run-log row.
+
+    ``logged``: the source's file-log rows if the caller has just read them (else read here).
+    """
     log_path = lakehouse.path("ops", FILE_LOG_TABLE)
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "bronze", source.name) as run:
         schema = contract_schema(spark, source)
@@ -86,7 +95,9 @@ def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run
         # At most two batches: the replay of an interrupted one, then whatever is new since.
         for _ in range(2):
             started = time.time()
-            batch = _next_batch(spark, lakehouse, source, log_path, run_id)
+            rows = logged if logged is not None else read_log(spark, log_path, source.name)
+            logged = None  # after a replayed batch, plan from the log as it now is
+            batch = _next_batch(spark, lakehouse, source, log_path, run_id, rows)
             plan_s += time.time() - started
             if batch is None:
                 break
@@ -122,9 +133,9 @@ def _registered(spark: SparkSession, layer: str, table: str) -> bool:
         return False
 
 
-def _next_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, log_path: str, run_id: str) -> Batch | None:
+def _next_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, log_path: str, run_id: str,
+                rows: list) -> Batch | None:
     """The interrupted batch to replay, else a newly planned one (logged as planned), else None."""
-    rows = read_log(spark, log_path, source.name)
     batch = pending_batch(rows, source.name)
     if batch is not None:
         log.info("bronze/%s: replaying interrupted batch %s", source.name, batch.batch_id)

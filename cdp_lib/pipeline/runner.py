@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from cdp_lib.errors import CdpError
 from cdp_lib.pipeline.config import PipelineConfig, StageSpec
-from cdp_lib.runlog import new_run_id, stage_run
+from cdp_lib.runlog import nested_totals, new_run_id, stage_run
 
 __all__ = ["StageFailed", "run_pipeline", "latest_failed_run", "succeeded_stages"]
 
@@ -66,7 +66,8 @@ def latest_failed_run(ctx) -> str | None:
 
 
 def _table_totals(ctx, run_id: str, since: float) -> dict:
-    """Rows in / out / quarantined summed over the per-table run-log rows a stage wrote."""
+    """Rows in / out / quarantined summed over the per-table run-log rows a stage's
+    spark-submit job wrote (in session mode they are held in memory: ``nested_totals``)."""
     empty = {"rows_in": None, "rows_out": None, "rows_quarantined": None}
     if not ctx.lakehouse.exists("ops", "run_log"):
         return empty
@@ -154,9 +155,11 @@ def run_pipeline(
                         summary = dict(_submit(ctx, stage, run_id))
                     else:
                         summary = dict(stage_fns[stage.command](ctx, run_id, stage.args) or {})
-                    if not submit:
+                    if submit:
+                        totals = _table_totals(ctx, run_id, started)
+                    else:
                         _release_cached_frames(ctx)
-                    totals = _table_totals(ctx, run_id, started)
+                        totals = nested_totals(run)
                     run.rows_in = summary.get("rows_in", totals["rows_in"])
                     run.rows_out = summary.get("rows_out", totals["rows_out"])
                     run.rows_quarantined = summary.get("rows_quarantined", totals["rows_quarantined"])

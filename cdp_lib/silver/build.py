@@ -1,7 +1,7 @@
 """Build silver entities from bronze: read new rows, normalise, check, de-duplicate, MERGE.
 
 Per entity and run: one commit to ``silver.<table>``, at most one to its quarantine
-table, one to ``ops.dq_results``, one to ``ops.silver_watermarks`` and the run-log row.
+table, one to ``ops.dq_results`` and the run-log row; per run, one to ``ops.silver_watermarks``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cdp_lib.silver.expectations import (
     with_quarantine_reasons,
     with_rule_checks,
 )
-from cdp_lib.silver.incremental import read_bronze_since, read_watermarks, save_watermarks
+from cdp_lib.silver.incremental import Watermarks, read_bronze_since
 from cdp_lib.silver.spec import EntitySpec, SilverConfig
 from cdp_lib.silver.standardize import standardize
 
@@ -93,21 +93,31 @@ def _write_quarantine(lakehouse: Lakehouse, table: str, rows: DataFrame, full_re
 
 def build_entity(
     spark: SparkSession, lakehouse: Lakehouse, cfg: SilverConfig, name: str, run_id: str,
-    full_rebuild: bool = False,
+    full_rebuild: bool = False, watermarks: Watermarks | None = None,
 ) -> dict:
-    """Build ``silver.<entity>`` from the bronze rows it has not seen (all of them on a full rebuild)."""
+    """Build ``silver.<entity>`` from the bronze rows it has not seen (all of them on a full rebuild).
+
+    With ``watermarks`` (one silver run building several entities) the entity's consumed bronze
+    versions are staged there and saved by the caller; alone, it saves them itself.
+    """
     if name not in cfg.entities:
         raise ConfigError("conf/silver.yaml", "entities", f"unknown entity {name!r}; known: {sorted(cfg.entities)}")
+    if watermarks is None:
+        book = Watermarks(lakehouse)
+        try:
+            return build_entity(spark, lakehouse, cfg, name, run_id, full_rebuild, book)
+        finally:
+            book.save(run_id)
     entity = cfg.entities[name]
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "silver", name) as run:
-        watermarks = {} if full_rebuild else read_watermarks(lakehouse, name)
+        consumed = {} if full_rebuild else watermarks.get(name)
         frames, versions, missing = [], {}, []
         for i, source in enumerate(entity.sources):
             if not lakehouse.exists("bronze", source.bronze):
                 missing.append(source.bronze)
                 continue
             until = lakehouse.version("bronze", source.bronze)
-            since = watermarks.get(source.bronze)
+            since = consumed.get(source.bronze)
             versions[source.bronze] = until
             if since is not None and since >= until:
                 continue
@@ -119,7 +129,7 @@ def build_entity(
         if not frames:
             run.status = "skipped"
             run.rows_in, run.rows_out, run.rows_quarantined = 0, 0, 0
-            save_watermarks(lakehouse, name, {t: v for t, v in versions.items() if t not in watermarks}, run_id)
+            watermarks.advance(name, {t: v for t, v in versions.items() if t not in consumed})
             return {"entity": name, "status": "skipped", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0}
 
         batch = reduce(DataFrame.unionByName, frames)
@@ -144,7 +154,7 @@ def build_entity(
             quarantined = bad.count()
             if quarantined or full_rebuild:
                 _write_quarantine(lakehouse, f"{entity.table}_quarantine", bad, full_rebuild)
-            save_watermarks(lakehouse, name, versions, run_id)
+            watermarks.advance(name, versions)
             run.rows_in = counts["__total"]
             run.rows_out = _written_rows(lakehouse, entity.table)
             run.rows_quarantined = quarantined
@@ -161,5 +171,9 @@ def build_silver(
     """Build every entity of ``cfg`` (or the named ones), each with its own run-log row."""
     run_id = run_id or new_run_id()
     names = entities or list(cfg.entities)
-    results = [build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild) for n in names]
+    watermarks = Watermarks(lakehouse)
+    try:
+        results = [build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild, watermarks) for n in names]
+    finally:
+        watermarks.save(run_id)  # what succeeded before a failure stays consumed
     return {"run_id": run_id, "entities": results}

@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from cdp_lib.lakehouse import Lakehouse
 
-__all__ = ["WATERMARK_SCHEMA", "read_watermarks", "save_watermarks", "read_bronze_since"]
+__all__ = ["WATERMARK_SCHEMA", "Watermarks", "read_watermarks", "save_watermarks", "read_bronze_since"]
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +35,59 @@ WATERMARK_SCHEMA = T.StructType(
 _CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
-def read_watermarks(lakehouse: Lakehouse, entity: str) -> dict[str, int]:
-    """Bronze table -> last consumed version, for ``entity`` (empty on a first run)."""
+def read_watermarks(lakehouse: Lakehouse, entity: str | None = None) -> dict:
+    """Bronze table -> last consumed version for ``entity`` (empty on a first run); without
+    ``entity``, every entity's: ``{entity: {bronze table: version}}``."""
     if not lakehouse.exists("ops", WATERMARK_TABLE):
         return {}
-    rows = lakehouse.read("ops", WATERMARK_TABLE).where(F.col("entity") == entity).collect()
-    return {r.bronze_table: int(r.bronze_version) for r in rows}
+    table = lakehouse.read("ops", WATERMARK_TABLE)
+    if entity is not None:
+        table = table.where(F.col("entity") == entity)
+    out: dict[str, dict[str, int]] = {}
+    for r in table.collect():
+        out.setdefault(r.entity, {})[r.bronze_table] = int(r.bronze_version)
+    return out.get(entity, {}) if entity is not None else out
+
+
+class Watermarks:
+    """The watermarks of one silver run: read once, advanced per entity, saved in one commit.
+
+    An entity's new versions are staged only after its silver MERGE committed; :meth:`save`
+    upserts every staged entity at once (the stage calls it even when a later entity fails).
+    A crash before the save re-reads those entities' rows next run, which the MERGEs absorb:
+    the same guarantee as saving after each entity, for one commit instead of one per entity.
+    """
+
+    def __init__(self, lakehouse: Lakehouse):
+        self.lakehouse = lakehouse
+        self._current = read_watermarks(lakehouse)
+        self._staged: dict[str, dict[str, int]] = {}
+
+    def get(self, entity: str) -> dict[str, int]:
+        return dict(self._current.get(entity, {}))
+
+    def advance(self, entity: str, versions: dict[str, int]) -> None:
+        if versions:
+            self._staged.setdefault(entity, {}).update(versions)
+
+    def save(self, run_id: str) -> None:
+        rows = [(e, t, v) for e, versions in sorted(self._staged.items()) for t, v in sorted(versions.items())]
+        _upsert(self.lakehouse, rows, run_id)
+        for e, versions in self._staged.items():
+            self._current.setdefault(e, {}).update(versions)
+        self._staged = {}
 
 
 def save_watermarks(lakehouse: Lakehouse, entity: str, versions: dict[str, int], run_id: str) -> None:
     """Upsert the consumed versions of ``entity`` in one commit."""
-    if not versions:
+    _upsert(lakehouse, [(entity, t, v) for t, v in sorted(versions.items())], run_id)
+
+
+def _upsert(lakehouse: Lakehouse, entries: list[tuple[str, str, int]], run_id: str) -> None:
+    if not entries:
         return
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    rows = [(entity, table, int(v), run_id, now) for table, v in sorted(versions.items())]
+    rows = [(entity, table, int(v), run_id, now) for entity, table, v in entries]
     updates = lakehouse.spark.createDataFrame(rows, WATERMARK_SCHEMA)
     if not lakehouse.exists("ops", WATERMARK_TABLE):
         updates.write.format("delta").save(lakehouse.path("ops", WATERMARK_TABLE))
