@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMPS := .stamps
 JARS   := .jars
+KAFKA_LIB := tests/kafka/target/lib
 
-.PHONY: setup demo test test-cluster smoke lint jars postgres clean
+.PHONY: setup demo test test-cluster smoke lint jars postgres kafka-broker clean
 
 setup: $(STAMPS)/venv jars
 
@@ -24,6 +25,17 @@ jars: $(STAMPS)/venv
 	  mvn -q -B -f cdp_lib/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS).tmp && \
 	  rm -rf $(JARS) && mv $(JARS).tmp $(JARS); }
 
+# The KRaft Kafka broker the Kafka stream tests start (tests/kafka/pom.xml: kafka_2.13 from Maven
+# Central); the stamp is written last, so an interrupted copy is redone. The tests resolve it too if missing.
+kafka-broker: $(KAFKA_LIB)/.resolved
+
+$(KAFKA_LIB)/.resolved: tests/kafka/pom.xml
+	@command -v mvn >/dev/null || { echo "Maven (mvn) is needed to resolve the Kafka broker jars: apt-get install maven" >&2; exit 2; }
+	@echo "resolving the test Kafka broker from Maven Central into $(KAFKA_LIB)/"
+	@rm -rf $(KAFKA_LIB).tmp && \
+	  mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB).tmp && \
+	  rm -rf $(KAFKA_LIB) && mv $(KAFKA_LIB).tmp $(KAFKA_LIB) && touch $@
+
 # PostgreSQL binaries for the JDBC-source tests (the tests start their own server).
 postgres:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || { \
@@ -37,7 +49,7 @@ demo: setup
 smoke: setup
 	$(BIN)/cdp smoke
 
-test: setup postgres
+test: setup postgres kafka-broker
 	$(BIN)/ruff check cdp_lib jobs tests bench
 	$(BIN)/pytest -q
 

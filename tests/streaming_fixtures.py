@@ -79,6 +79,19 @@ def private_lakehouse(spark, settings, root: Path) -> Lakehouse:
     return Lakehouse(spark, settings.model_copy(update={"lakehouse": lh}))
 
 
+def seed_customers(spark, lh: Lakehouse) -> None:
+    """identity map: C1 -> cust1, C2 -> cust2, c3@example.com -> cust3, C4 -> cust4;
+    consent_email: cust1 and cust2 yes, cust3 no, cust4 has no profile."""
+    spark.createDataFrame(
+        [("crm_id", "C1", "cust1"), ("crm_id", "C2", "cust2"), ("email", "c3@example.com", "cust3"),
+         ("crm_id", "C4", "cust4")],
+        "id_type string, id_value string, customer_id string",
+    ).write.format("delta").save(lh.path("gold", "identity_map"))
+    spark.createDataFrame(
+        [("cust1", True), ("cust2", True), ("cust3", False)], "customer_id string, consent_email boolean",
+    ).write.format("delta").save(lh.path("gold", "customer_profile"))
+
+
 def land(landing: Path, channel: str, events: list[dict | str]) -> Path:
     """Write one JSON-lines file of events into ``events/<channel>/<date>/`` (renamed into place)."""
     folder = landing / "events" / channel / "2026-03-10"

@@ -13,7 +13,17 @@ from cdp_lib.bronze.sources import load_sources
 from cdp_lib.streaming.config import TriggersConfig
 from cdp_lib.streaming.job import EventStream
 from tests.s3_fixtures import moto_server  # noqa: F401 - fixture
-from tests.streaming_fixtures import Clock, at, identify, iso, land, private_lakehouse, track, webhook  # noqa: F401
+from tests.streaming_fixtures import (
+    Clock,
+    at,
+    identify,
+    iso,
+    land,
+    private_lakehouse,
+    seed_customers,
+    track,
+    webhook,  # noqa: F401 - fixture
+)
 
 FIRED = T.StructType([
     T.StructField("trigger", T.StringType()),
@@ -38,18 +48,6 @@ def _config(drop: dict | None, hook_url: str = "") -> TriggersConfig:
     })
 
 
-def _seed(spark, lh) -> None:
-    """identity map: C1 -> cust1, C2 -> cust2, c3@example.com -> cust3; consent: 1 and 2 yes, 3 no, 4 no profile."""
-    spark.createDataFrame(
-        [("crm_id", "C1", "cust1"), ("crm_id", "C2", "cust2"), ("email", "c3@example.com", "cust3"),
-         ("crm_id", "C4", "cust4")],
-        "id_type string, id_value string, customer_id string",
-    ).write.format("delta").save(lh.path("gold", "identity_map"))
-    spark.createDataFrame(
-        [("cust1", True), ("cust2", True), ("cust3", False)], "customer_id string, consent_email boolean",
-    ).write.format("delta").save(lh.path("gold", "customer_profile"))
-
-
 def _fired(spark, lh):
     return lh.read("gold", "trigger_events").select("trigger", "customer_id", "cart_id", "fired_at", "event_ts")
 
@@ -61,7 +59,7 @@ def _expected(spark, rows: list[tuple[str, str, str, datetime, datetime]]):
 def test_abandoned_cart_fires_once_after_delay_across_restarts(spark, settings, tmp_path, moto_server, webhook):  # noqa: F811
     lh = private_lakehouse(spark, settings, tmp_path)
     landing = tmp_path / "landing"
-    _seed(spark, lh)
+    seed_customers(spark, lh)
     bucket = moto_server.new_bucket()
     drop = {"uri": f"s3a://{bucket}/triggers", "s3": {"endpoint": moto_server.endpoint, "path_style_access": True,
                                                       "ssl_enabled": False, "max_attempts": 1}}
@@ -118,7 +116,7 @@ def test_abandoned_cart_fires_once_after_delay_across_restarts(spark, settings, 
 def test_late_events_within_watermark_count_and_older_ones_do_not(spark, settings, tmp_path):
     lh = private_lakehouse(spark, settings, tmp_path)
     landing = tmp_path / "landing"
-    _seed(spark, lh)
+    seed_customers(spark, lh)
     config = _config({"uri": str(tmp_path / "drops")})
     sources, clock = load_sources(settings.conf_dir), Clock(at(0))
 
@@ -147,7 +145,7 @@ def test_late_events_within_watermark_count_and_older_ones_do_not(spark, setting
 
 def test_failed_webhook_is_retried_without_firing_twice(spark, settings, tmp_path, webhook):  # noqa: F811
     lh = private_lakehouse(spark, settings, tmp_path)
-    _seed(spark, lh)
+    seed_customers(spark, lh)
     config = _config(None, webhook.url)
     sources, clock = load_sources(settings.conf_dir), Clock(at(0))
     land(tmp_path / "landing", "web", [track("w1", "Product Added", iso(0), "k1", user="C1")])

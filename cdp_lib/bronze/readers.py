@@ -19,11 +19,12 @@ from pyspark.sql import types as T
 from cdp_lib.bronze.sources import Source
 from cdp_lib.errors import SchemaContractError
 
-__all__ = ["read_files", "read_jdbc", "conform"]
+__all__ = ["read_files", "read_jdbc", "parse_json_lines", "conform"]
 
 _INTERNAL = "_cdp_"  # prefix of helper columns that never reach bronze
 _CORRUPT = "_cdp_corrupt"
 _FILE = "_cdp_file"
+_LINEAGE = "_cdp_lineage"
 
 
 def _c(name: str) -> Column:
@@ -123,17 +124,19 @@ def _read_csv(spark: SparkSession, source: Source, schema: T.StructType, files: 
     return out
 
 
-def _read_json_lines(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
-    """JSON lines read as text, parsed with the contract: the raw line is kept for quarantine,
-    and top-level keys outside the contract are rescued (Spark's JSON reader would drop them)."""
+def parse_json_lines(records: DataFrame, source: Source, schema: T.StructType, text: Column,
+                     lineage: Column) -> DataFrame:
+    """JSON text, one object per row of ``records``, parsed with the contract into a parsed frame.
+
+    The one JSON parser of bronze: JSON-lines files (a row per non-blank line) and the event
+    stream's Kafka input (a row per record value) both go through it, so contract, rescue and
+    quarantine cannot drift apart. The raw text is kept for quarantine, and top-level keys outside
+    the contract are rescued (Spark's JSON reader would drop them). ``lineage`` (a column of
+    ``records``) becomes the source's lineage column.
+    """
     opts = _opts(source)
-    encoding = opts.pop("encoding", None)
-    text = spark.read.option("encoding", encoding) if encoding else spark.read
-    lines = (
-        text.text(files)
-        .select(F.col("value").alias("_cdp_line"), F.col("_metadata.file_path").alias(_FILE))
-        .where(F.trim("_cdp_line") != "")  # blank lines are not records
-    )
+    opts.pop("encoding", None)  # how file bytes decode, not a parser option
+    lines = records.select(text.alias("_cdp_line"), lineage.alias(_LINEAGE))
     parse_schema = T.StructType(schema.fields + [T.StructField(_CORRUPT, T.StringType())])
     parsed = F.from_json("_cdp_line", parse_schema, {**opts, "mode": "PERMISSIVE",
                                                      "columnNameOfCorruptRecord": _CORRUPT})
@@ -143,7 +146,7 @@ def _read_json_lines(spark: SparkSession, source: Source, schema: T.StructType, 
     as_map = F.from_json("_cdp_line", T.MapType(T.StringType(), T.StringType()))
     rescued = F.when(F.size(extra) > 0, F.to_json(F.map_filter(as_map, lambda k, v: F.array_contains(extra, k))))
     df = lines.select(
-        "_cdp_line", _FILE, parsed.alias("_cdp_parsed"), keys.alias("_cdp_keys"), rescued.alias("_cdp_rescued")
+        "_cdp_line", _LINEAGE, parsed.alias("_cdp_parsed"), keys.alias("_cdp_keys"), rescued.alias("_cdp_rescued")
     )
     bad = (
         F.when(F.col("_cdp_keys").isNull(), F.lit("malformed json (not a JSON object)"))
@@ -151,8 +154,21 @@ def _read_json_lines(spark: SparkSession, source: Source, schema: T.StructType, 
               F.lit("contract: a field does not match its declared type"))
     )
     flat = df.select(*[F.col("_cdp_parsed").getField(n).alias(n) for n in schema.fieldNames()],
-                     "_cdp_line", _FILE, "_cdp_rescued", bad.alias("_cdp_bad"))
-    return conform(flat, source, schema, F.col(_FILE), F.col("_cdp_bad"), F.col("_cdp_line"), F.col("_cdp_rescued"))
+                     "_cdp_line", _LINEAGE, "_cdp_rescued", bad.alias("_cdp_bad"))
+    return conform(flat, source, schema, F.col(_LINEAGE), F.col("_cdp_bad"), F.col("_cdp_line"),
+                   F.col("_cdp_rescued"))
+
+
+def _read_json_lines(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
+    """JSON lines read as text (in the source's encoding), one record per non-blank line."""
+    encoding = _opts(source).get("encoding")
+    text = spark.read.option("encoding", encoding) if encoding else spark.read
+    lines = (
+        text.text(files)
+        .select("value", F.col("_metadata.file_path").alias(_FILE))
+        .where(F.trim("value") != "")  # blank lines are not records
+    )
+    return parse_json_lines(lines, source, schema, F.col("value"), F.col(_FILE))
 
 
 def _read_parquet(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:

@@ -1,8 +1,11 @@
-"""One micro-batch of event files into ``bronze.<source>`` / ``bronze.<source>_quarantine``.
+"""One micro-batch of events into ``bronze.<source>`` / ``bronze.<source>_quarantine``.
 
-Same parsing, contract and quarantine as ``cdp ingest`` (the bronze reader is reused, not
-copied); each Delta write carries ``txnAppId=stream:<query id>:<source>`` and
-``txnVersion=<batch id>``, so a micro-batch replayed after a crash is skipped by Delta.
+Same parsing, contract and quarantine as ``cdp ingest``: the caller hands over a *parsed* frame
+from the bronze reader (files: ``read_files``; Kafka records: ``parse_json_lines``), never a copy
+of it. Each Delta write carries ``txnAppId=stream:<query id>:<source>`` and
+``txnVersion=<batch id>``, so a micro-batch replayed after a crash is skipped by Delta. The file
+and Kafka queries have separate checkpoints, hence separate query ids and txnAppIds: their batch
+ids (each counting from 0) never collide on one bronze table.
 """
 
 from __future__ import annotations
@@ -10,12 +13,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cdp_lib.bronze.ingest import quarantine_table
-from cdp_lib.bronze.readers import read_files
 from cdp_lib.bronze.sources import Source
 from cdp_lib.lakehouse import Lakehouse
 
@@ -31,15 +33,15 @@ def _append(df: DataFrame, path: str, app_id: str, version: int) -> None:
     )
 
 
-def write_bronze_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, schema: T.StructType,
-                       files: list[str], batch_id: int, query_id: str) -> tuple[DataFrame, DataFrame, int, int]:
-    """Parse ``files`` and append them to bronze.
+def write_bronze_batch(lakehouse: Lakehouse, source: Source, schema: T.StructType, parsed: DataFrame,
+                       batch_id: int, query_id: str) -> tuple[DataFrame, DataFrame, int, int]:
+    """Append one batch's ``parsed`` frame (the bronze reader's output) to bronze and quarantine.
 
-    Returns (parsed frame, persisted: the caller unpersists it; its good rows as written to bronze;
-    rows; quarantined rows).
+    Returns (parsed frame with lineage, persisted: the caller unpersists it; its good rows as
+    written to bronze; rows; quarantined rows). Rows + quarantined = the records parsed.
     """
     lineage = source.lineage_column
-    parsed = read_files(spark, source, schema, files).select(
+    parsed = parsed.select(
         "*",
         F.lit(datetime.now(timezone.utc)).cast("timestamp").alias("_ingested_at"),
         F.lit(f"stream:{query_id}:{batch_id}").alias("_batch_id"),

@@ -11,11 +11,11 @@ __all__: list[str] = []
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--available-now", action="store_true",
-                   help="process every file landed so far, fire what is due, and stop")
+                   help="process every file landed (and Kafka record published) so far, fire what is due, and stop")
     p.add_argument("--timeout", type=float, default=None, help="stop after this many seconds (default: run forever)")
 
 
-@command("stream", "stream landed events into bronze, stitch identities live and fire conf/triggers.yaml", _args)
+@command("stream", "stream events (files, Kafka) into bronze, stitch identities live, fire conf/triggers.yaml", _args)
 def _stream(ctx: Context, args: argparse.Namespace):
     from cdp_lib.bronze.sources import load_sources
     from cdp_lib.streaming.config import load_triggers
