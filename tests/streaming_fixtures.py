@@ -10,10 +10,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from pyspark.sql import types as T
 
 from cdp_lib.lakehouse import Lakehouse
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
+
+# The columns of gold.trigger_events the tests compare (chispa needs an explicit schema for expected rows).
+FIRED = T.StructType([
+    T.StructField("trigger", T.StringType()),
+    T.StructField("customer_id", T.StringType()),
+    T.StructField("cart_id", T.StringType()),
+    T.StructField("fired_at", T.TimestampType()),
+    T.StructField("event_ts", T.TimestampType()),
+])
 
 
 def at(minutes: float) -> datetime:

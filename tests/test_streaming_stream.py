@@ -7,13 +7,13 @@ from datetime import datetime
 from pathlib import Path
 
 from chispa import assert_df_equality
-from pyspark.sql import types as T
 
 from cdp_lib.bronze.sources import load_sources
 from cdp_lib.streaming.config import TriggersConfig
 from cdp_lib.streaming.job import EventStream
 from tests.s3_fixtures import moto_server  # noqa: F401 - fixture
 from tests.streaming_fixtures import (
+    FIRED,
     Clock,
     at,
     identify,
@@ -24,14 +24,6 @@ from tests.streaming_fixtures import (
     track,
     webhook,  # noqa: F401 - fixture
 )
-
-FIRED = T.StructType([
-    T.StructField("trigger", T.StringType()),
-    T.StructField("customer_id", T.StringType()),
-    T.StructField("cart_id", T.StringType()),
-    T.StructField("fired_at", T.TimestampType()),
-    T.StructField("event_ts", T.TimestampType()),
-])
 
 
 def _config(drop: dict | None, hook_url: str = "") -> TriggersConfig:
