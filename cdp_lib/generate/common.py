@@ -24,11 +24,11 @@ def by_country(values: dict, country: Column) -> Column:
 
 
 def ids(*pairs: tuple[str, Column]) -> Column:
-    """array<struct<id_type, id_value>> of the non-empty identifiers a record carries."""
+    """array<struct<id_type, id_value>> of the identifiers a record carries; null or empty
+    values (fields left blank) are dropped by the truth (no per-row filter lambda here)."""
     if not pairs:
         return F.array().cast(IDS_TYPE)
-    arr = F.array(*[F.struct(F.lit(t).alias("id_type"), v.cast("string").alias("id_value")) for t, v in pairs])
-    return F.filter(arr, lambda x: x["id_value"].isNotNull() & (x["id_value"] != ""))
+    return F.array(*[F.struct(F.lit(t).alias("id_type"), v.cast("string").alias("id_value")) for t, v in pairs])
 
 
 def email_id(raw: Column) -> Column:

@@ -30,9 +30,8 @@ def build_crm_contacts(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> Data
     """Contact rows (all strings) plus the internal record columns, one row per (contact, export)."""
     z, tl = cfg.noise, Timeline(cfg)
     df = people.where("has_crm").withColumn(
-        "_k", F.explode(F.when(F.col("contact_id_2").isNotNull(), F.array(F.lit(0), F.lit(1)))
-                        .otherwise(F.array(F.lit(0))))
-    )
+        "_ks", F.when(F.col("contact_id_2").isNotNull(), F.array(F.lit(0), F.lit(1))).otherwise(F.array(F.lit(0))))
+    df = df.withColumn("_k", F.explode("_ks")).drop("_ks")
     df = df.withColumn("_cid", F.when(F.col("_k") == 0, F.col("contact_id")).otherwise(F.col("contact_id_2")))
     cid = F.col("_cid")
     created_day = tl.delivery_day(F.col("created_at"))

@@ -23,12 +23,17 @@ __all__ = ["build_sessions", "build_events", "build_ecom_orders", "SLOTS"]
 # Slot order inside a session; events after the identify slot carry the userId.
 SLOTS = ["page", "view", "view", "view", "identify", "add", "checkout", "order", "alias"]
 _IDENTIFY = SLOTS.index("identify")
+_MAX_ITEMS = 3  # n_items is drawn from 1..3
+# The person's columns a session carries (what its events and orders write).
+_PERSON_COLUMNS = ("person_id", "country", "first_name", "last_name", "phone", "os", "email_1", "email_2",
+                   "email_changed_at", "contact_id", "loyalty_id", "postcode")
 
 
 def build_sessions(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFrame:
     """One row per browsing session with its flags, cart and order."""
     s, tl = cfg.sizes, Timeline(cfg)
     pid = F.col("person_id")
+    people = people.select(*_PERSON_COLUMNS, "has_crm", "has_app", "n_devices", "n_cookies")
     web = people.withColumn("channel", F.lit("web")).withColumn("_n", rng.count(s.web_sessions, "web_n", pid))
     app = people.where("has_app").withColumn("channel", F.lit("app")) \
         .withColumn("_n", rng.count(s.app_sessions, "app_n", pid))
@@ -50,49 +55,59 @@ def build_sessions(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFram
         rng.chance(0.05, "alias", *key).alias("_alias"),
         rng.integer(0, s.products - 1, "cart_product", *key).alias("cart_product"),
         rng.integer(1, 3, "cart_qty", *key).alias("cart_qty"),
-        rng.integer(1, 3, "n_items", *key).alias("n_items"),
+        rng.integer(1, _MAX_ITEMS, "n_items", *key).alias("n_items"),
     )
     df = df.withColumn("checkout", F.col("added") & F.col("_co"))
     df = df.withColumn("ordered", F.col("checkout") & F.col("_ord"))
     df = df.withColumn("aliased", F.col("logged_in") & F.col("_alias"))
-    items = F.transform(
-        F.sequence(F.lit(0), F.col("n_items") - 1),
-        lambda i: F.struct(
-            F.when(i == 0, F.col("cart_product")).otherwise(rng.integer(0, s.products - 1, "item", *key, i))
-            .alias("idx"),
-            F.when(i == 0, F.col("cart_qty")).otherwise(rng.integer(1, 2, "item_qty", *key, i)).cast("int")
-            .alias("quantity"),
-        ),
-    )
+    # Up to _MAX_ITEMS literal item slots cut to n_items (plain array functions, no per-row lambda).
+    # The slot index is a long, as the element of sequence(0, n_items - 1) it replaces.
+    idx = [F.col("cart_product")] + [rng.integer(0, s.products - 1, "item", *key, F.lit(i).cast("long"))
+                                     for i in range(1, _MAX_ITEMS)]
+    qty = [F.col("cart_qty").cast("int")] + [rng.integer(1, 2, "item_qty", *key, F.lit(i).cast("long")).cast("int")
+                                             for i in range(1, _MAX_ITEMS)]
     df = df.withColumn("cart_id", rng.uuid("cart", *key)).withColumn(
-        "order_id", F.when(F.col("ordered"), F.concat(F.lit("W"), F.upper(rng.hex("order", *key)))))
-    df = df.withColumn("items", F.transform(items, lambda it: F.struct(
-        product_id(it["idx"]).alias("product_id"), it["quantity"].alias("quantity"),
-        product_price(rng, it["idx"]).alias("unit_price"))))
-    total = F.aggregate("items", F.lit(0).cast("decimal(12,2)"),
-                        lambda acc, it: (acc + it["unit_price"] * it["quantity"]).cast("decimal(12,2)"))
-    return df.withColumn("total", total).withColumn("currency", currency_of(F.col("country")))
+        "order_id", F.when(F.col("ordered"), F.concat(F.lit("W"), rng.hex_upper("order", *key))))
+    df = df.select("*", *[c.alias(f"_idx{i}") for i, c in enumerate(idx)], *[c.alias(f"_qty{i}") for i, c in
+                                                                             enumerate(qty)])
+    df = df.select("*", *[product_price(rng, F.col(f"_idx{i}")).alias(f"_price{i}") for i in range(_MAX_ITEMS)])
+    slots = [F.struct(product_id(F.col(f"_idx{i}")).alias("product_id"), F.col(f"_qty{i}").alias("quantity"),
+                      F.col(f"_price{i}").alias("unit_price")) for i in range(_MAX_ITEMS)]
+    df = df.withColumn("items", F.slice(F.array(*slots), 1, F.col("n_items").cast("int")))
+    total = F.lit(0).cast("decimal(12,2)")
+    for i in range(_MAX_ITEMS):
+        line = (total + F.col(f"_price{i}") * F.col(f"_qty{i}")).cast("decimal(12,2)")
+        total = F.when(F.col("n_items") > i, line).otherwise(total) if i else line
+    temp = [f"_{c}{i}" for c in ("idx", "qty", "price") for i in range(_MAX_ITEMS)]
+    df = df.withColumn("total", total).drop(*temp)
+    return df.withColumn("currency", currency_of(F.col("country")))
+
+
+def _at(*slots: str) -> Column:
+    """The event is in one of ``slots`` (compares the integer slot position, not a name)."""
+    positions = [i for i, name in enumerate(SLOTS) if name in slots]
+    pos = F.col("_pos")
+    return pos == positions[0] if len(positions) == 1 else pos.isin(*positions)
 
 
 def _props(rng: Rng, cfg: GenerateConfig, key: tuple) -> Column:
     """Segment ``properties``: one struct type for every event; fields a type lacks stay null
     (and ``to_json`` leaves them out)."""
-    s = F.col("_slot")
     view_idx = rng.integer(0, cfg.sizes.products - 1, "view_product", *key)
-    idx = F.when(s == "view", view_idx).otherwise(F.col("cart_product"))
-    has_product = s.isin("view", "add")
-    has_cart = s.isin("add", "checkout", "order")
-    has_money = s.isin("checkout", "order")
-    return F.when(s.isin("page", "view", "add", "checkout", "order"), F.struct(
+    idx = F.when(_at("view"), view_idx).otherwise(F.col("cart_product"))
+    has_product = _at("view", "add")
+    has_cart = _at("add", "checkout", "order")
+    has_money = _at("checkout", "order")
+    return F.when(_at("page", "view", "add", "checkout", "order"), F.struct(
         F.when(has_product, product_id(idx)).alias("product_id"),
         F.when(has_product, product_category(rng, idx)).alias("category"),
         F.when(has_product, product_price(rng, idx).cast("double")).alias("price"),
-        F.when(s == "add", F.col("cart_qty")).alias("quantity"),
+        F.when(_at("add"), F.col("cart_qty")).alias("quantity"),
         F.when(has_cart, F.col("cart_id")).alias("cart_id"),
-        F.when(s == "order", F.col("order_id")).alias("order_id"),
+        F.when(_at("order"), F.col("order_id")).alias("order_id"),
         F.when(has_money, F.col("total").cast("double")).alias("revenue"),
         F.when(has_money, F.col("currency")).alias("currency"),
-        F.when(s.isin("page", "view"), F.col("_url")).alias("url"),
+        F.when(_at("page", "view"), F.col("_url")).alias("url"),
     ))
 
 
@@ -100,12 +115,17 @@ def build_events(sessions: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFram
     """Segment events as JSON lines (``value``) plus the internal record columns; ``channel``
     says web or app."""
     z, tl = cfg.noise, Timeline(cfg)
-    enabled = [
-        F.lit(True), F.col("n_views") >= 1, F.col("n_views") >= 2, F.col("n_views") >= 3, F.col("logged_in"),
-        F.col("added"), F.col("checkout"), F.col("ordered"), F.col("aliased"),
-    ]
-    df = sessions.select("*", F.posexplode(F.array(*enabled)).alias("_pos", "_on")).where("_on")
-    df = df.withColumn("_slot", F.element_at(F.array(*[F.lit(x) for x in SLOTS]), F.col("_pos") + 1))
+    # The session's slot positions: page, its 0-3 views, identify if logged in, then the cart
+    # chain (add, checkout, order: each implies the one before), alias. Built as a column and
+    # then exploded, so only the events that happen are generated.
+    def first(positions: list[int], n: Column) -> Column:
+        return F.slice(F.array(*[F.lit(p) for p in positions]), 1, n.cast("int"))
+
+    chain = F.col("added").cast("int") + F.col("checkout").cast("int") + F.col("ordered").cast("int")
+    positions = F.concat(F.array(F.lit(0)), first([1, 2, 3], F.col("n_views")), first([4], F.col("logged_in")),
+                         first([5, 6, 7], chain), first([8], F.col("aliased")))
+    df = sessions.withColumn("_positions", positions)
+    df = df.withColumn("_pos", F.explode("_positions")).drop("_positions")
     key = (F.col("person_id"), F.col("channel"), F.col("session"), F.col("_pos"))
     ts = F.timestamp_seconds(F.unix_timestamp("ts0") + F.col("_pos") * 45 + rng.integer(0, 40, "ev_jitter", *key))
     late = rng.chance(z.late_event, "late", *key)
@@ -115,16 +135,16 @@ def build_events(sessions: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFram
     df = df.withColumn("_day", F.when(late_ok, F.col("_day0") + lag_days).otherwise(F.col("_day0")))
     received = F.when(late_ok, F.timestamp_seconds(F.unix_timestamp("_ts") + lag_days * 86400 + 60)) \
         .otherwise(F.timestamp_seconds(F.unix_timestamp("_ts") + 2))
-    slot = F.col("_slot")
     is_web = F.col("channel") == "web"
+    # The same draw picks a page and its URL (written out here, not lower-cased per row).
     df = df.withColumn("_page", rng.choice(PAGE_NAMES, "page", *key)).withColumn(
-        "_url", F.concat(F.lit("https://shop.example.com/"), F.lower(F.col("_page"))))
+        "_url", rng.choice([f"https://shop.example.com/{p.lower()}" for p in PAGE_NAMES], "page", *key))
     user = F.when(F.col("logged_in") & (F.col("_pos") >= _IDENTIFY), F.col("contact_id"))
     email_raw = noisy_email(email_at(F.col("_ts")), z, rng, "ev_email", *key)
     phone_raw = noisy_phone(F.col("country"), F.col("phone"), z, rng, "ev_phone", *key, national_ok=False)
-    df = df.withColumn("_email_raw", F.when(slot == "identify", email_raw)).withColumn(
-        "_phone_raw", F.when(slot == "identify", maybe_missing(phone_raw, 0.5, rng, "ev_phone_m", *key)))
-    traits = F.when(slot == "identify", F.struct(
+    df = df.withColumn("_email_raw", F.when(_at("identify"), email_raw)).withColumn(
+        "_phone_raw", F.when(_at("identify"), maybe_missing(phone_raw, 0.5, rng, "ev_phone_m", *key)))
+    traits = F.when(_at("identify"), F.struct(
         F.col("_email_raw").alias("email"), F.col("_phone_raw").alias("phone"),
         maybe_missing(F.col("first_name"), z.missing, rng, "ev_first", *key).alias("first_name"),
         maybe_missing(F.col("last_name"), z.missing, rng, "ev_last", *key).alias("last_name"),
@@ -142,24 +162,25 @@ def build_events(sessions: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFram
         F.struct(F.when(is_web, F.lit("analytics.js")).otherwise(F.concat(F.lit("analytics-"), F.col("os")))
                  .alias("name")).alias("library"),
     )
-    event_name = (F.when(slot == "view", F.lit("Product Viewed")).when(slot == "add", F.lit("Product Added"))
-                  .when(slot == "checkout", F.lit("Checkout Started")).when(slot == "order", F.lit("Order Completed")))
-    etype = (F.when(slot == "page", F.when(is_web, F.lit("page")).otherwise(F.lit("screen")))
-             .when(slot == "identify", F.lit("identify")).when(slot == "alias", F.lit("alias"))
+    event_name = (F.when(_at("view"), F.lit("Product Viewed")).when(_at("add"), F.lit("Product Added"))
+                  .when(_at("checkout"), F.lit("Checkout Started")).when(_at("order"), F.lit("Order Completed")))
+    etype = (F.when(_at("page"), F.when(is_web, F.lit("page")).otherwise(F.lit("screen")))
+             .when(_at("identify"), F.lit("identify")).when(_at("alias"), F.lit("alias"))
              .otherwise(F.lit("track")))
     msg = rng.uuid("message", *key)
     event = F.struct(
         msg.alias("messageId"), etype.alias("type"), F.col("anonymous_id").alias("anonymousId"),
-        user.alias("userId"), F.when(slot == "alias", F.col("anonymous_id")).alias("previousId"),
-        event_name.alias("event"), F.when(slot == "page", F.col("_page")).alias("name"),
+        user.alias("userId"), F.when(_at("alias"), F.col("anonymous_id")).alias("previousId"),
+        event_name.alias("event"), F.when(_at("page"), F.col("_page")).alias("name"),
         traits.alias("traits"), _props(rng, cfg, key).alias("properties"), context.alias("context"),
         iso_utc(F.col("_ts")).alias("timestamp"),
         iso_utc(F.timestamp_seconds(F.unix_timestamp("_ts") + 1)).alias("sentAt"),
         iso_utc(received).alias("receivedAt"),
     )
     df = df.withColumn("_msg", msg).withColumn("_json", F.to_json(event))
-    df = df.withColumn("_copy", F.explode(F.when(rng.chance(z.duplicate, "ev_dup", *key), F.array(F.lit(0), F.lit(1)))
-                                          .otherwise(F.array(F.lit(0)))))
+    df = df.withColumn("_copies", F.when(rng.chance(z.duplicate, "ev_dup", *key), F.array(F.lit(0), F.lit(1)))
+                       .otherwise(F.array(F.lit(0))))
+    df = df.withColumn("_copy", F.explode("_copies"))
     line_key = (*key, F.col("_copy"))
     broken = rng.chance(z.malformed, "ev_broken", *line_key)
     wrong = rng.chance(z.wrong_type, "ev_wrong", *line_key) & F.col("_json").contains('"quantity":')
@@ -172,6 +193,7 @@ def build_events(sessions: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFram
         F.col("_day"),
         F.col("person_id").alias("_person_id"),
         F.col("_msg").alias("_record_key"),
+        F.col("_copy"),
         ids(("anonymous_id", F.col("anonymous_id")), ("user_id", user), ("device_id", F.col("device_id")),
             ("email", email_id(F.col("_email_raw"))),
             ("phone", phone_id(F.col("_phone_raw"), F.col("phone")))).alias("_ids"),

@@ -25,8 +25,17 @@ from cdp_lib.generate.offline import (
 from cdp_lib.generate.people import Timeline, build_people, partitions_for
 from cdp_lib.generate.reference import build_postcodes, build_products
 from cdp_lib.generate.rng import Rng
-from cdp_lib.generate.truth import truth_identifiers, truth_people, truth_records
-from cdp_lib.generate.writer import FileSpec, HadoopFiles, redeliver, write_files
+from cdp_lib.generate.truth import (
+    identifier_rows,
+    read_side_identifiers,
+    read_side_records,
+    record_rows,
+    side_lines,
+    truth_identifiers,
+    truth_people,
+    truth_records,
+)
+from cdp_lib.generate.writer import FileSpec, HadoopFiles, redeliver, temporary_conf, write_files
 
 __all__ = ["GenerateResult", "LANDING_FOLDERS", "generate_sample_data", "default_truth_dir", "source_frames"]
 
@@ -43,8 +52,9 @@ def _spec(source: str) -> FileSpec:
             source, "csv",
             lambda v, i: f"crm/contacts/{d(v)}/contacts_{'full' if v['_full'] == 'true' else 'delta'}_{d(v)}.csv",
             ("_date", "_full"), ("contact_id", "updated_at"), single_file=True),
-        "web_events": FileSpec(source, "jsonl", lambda v, i: f"events/web/{d(v)}/events-{i:04d}.jsonl"),
-        "app_events": FileSpec(source, "jsonl", lambda v, i: f"events/app/{d(v)}/events-{i:04d}.jsonl"),
+        # web and app events in one pass: events/<channel>/<date>/...
+        "events": FileSpec(source, "jsonl", lambda v, i: f"events/{v['channel']}/{d(v)}/events-{i:04d}.jsonl",
+                           ("channel", "_date")),
         "ecom_orders": FileSpec(source, "parquet", lambda v, i: f"orders/ecom/{d(v)}/orders-{i:04d}.parquet"),
         "pos_orders": FileSpec(source, "csv", lambda v, i: f"orders/pos/{d(v)}/pos_{v['store_id']}_{d(v)}.csv",
                                ("_date", "store_id"), ("order_id", "line_no"), single_file=True),
@@ -83,25 +93,25 @@ def default_truth_dir(landing: str) -> str:
 
 Stage = Callable[[DataFrame, str], DataFrame]
 
+# Sources whose frame is generated once and written with its truth in the same pass; the
+# others are staged (Parquet) and both their landing files and truth are read from the stage.
+_TEXT_SOURCES = ("events", "support_tickets")
 
-def source_frames(spark: SparkSession, cfg: GenerateConfig, seed: int,
-                  stage: Stage | None = None) -> tuple[DataFrame, dict[str, DataFrame]]:
-    """The people frame and every source frame (landing columns + internal ``_`` columns).
 
-    ``stage(df, name)`` may materialise the two shared intermediate frames (people,
-    sessions): without it every source re-derives them inside one enormous expression tree.
-    """
+def _frames(spark: SparkSession, cfg: GenerateConfig, seed: int,
+            stage: Stage) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The people frame and one frame per landing source; ``events`` holds web and app
+    events (a ``channel`` column)."""
     rng = Rng(seed)
     tl = Timeline(cfg)
-    stage = stage or (lambda df, name: df)
     people = stage(build_people(spark, cfg, rng), "people")
     sessions = stage(build_sessions(people, cfg, rng), "sessions")
+    started = time.time()
     events = build_events(sessions, cfg, rng)
     frames = {
         "crm_contacts": build_crm_contacts(people, cfg, rng).withColumn(
             "_full", F.when(F.col("_day") == 0, F.lit("true")).otherwise(F.lit("false"))),
-        "web_events": events.where("channel = 'web'").drop("channel"),
-        "app_events": events.where("channel = 'app'").drop("channel"),
+        "events": events,
         "ecom_orders": build_ecom_orders(sessions, cfg, rng),
         "pos_orders": build_pos_orders(people, cfg, rng),
         "support_tickets": build_support_tickets(people, cfg, rng),
@@ -110,7 +120,27 @@ def source_frames(spark: SparkSession, cfg: GenerateConfig, seed: int,
         "enrichment": build_enrichment(people, cfg, rng),
     }
     frames = {k: v.withColumn("_date", tl.date_of(F.col("_day"))) for k, v in frames.items() if v is not None}
+    log.info("generate: planned the sources in %.1fs", time.time() - started)
     return people, frames
+
+
+def source_frames(spark: SparkSession, cfg: GenerateConfig, seed: int,
+                  stage: Stage | None = None) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The people frame and every source frame (landing columns + internal ``_`` columns).
+
+    ``stage(df, name)`` may materialise the two shared intermediate frames (people,
+    sessions): without it every source re-derives them inside one enormous expression tree.
+    """
+    people, frames = _frames(spark, cfg, seed, stage or (lambda df, name: df))
+    events = frames.pop("events")
+    split = {f"{c}_events": events.where(F.col("channel") == c).drop("channel") for c in ("web", "app")}
+    return people, {k: v for k, v in {**frames, **split}.items()}
+
+
+# Session settings while generating (restored afterwards). The generated row expressions are
+# large: whole-stage code above the JIT's 8000-byte method limit would run interpreted (several
+# times slower), so such stages fall back to per-operator code (split into small methods).
+_GENERATE_CONF = {"spark.sql.codegen.hugeMethodLimit": "8000"}
 
 
 def generate_sample_data(spark: SparkSession, cfg: GenerateConfig, seed: int, landing: str,
@@ -121,6 +151,12 @@ def generate_sample_data(spark: SparkSession, cfg: GenerateConfig, seed: int, la
     Refuses to write into a landing folder that already holds generated data unless
     ``overwrite`` (which replaces only the generator's own folders and the truth folder).
     """
+    with temporary_conf(spark, _GENERATE_CONF):
+        return _generate(spark, cfg, seed, landing, truth, overwrite)
+
+
+def _generate(spark: SparkSession, cfg: GenerateConfig, seed: int, landing: str, truth: str | None,
+              overwrite: bool) -> GenerateResult:
     truth = truth or default_truth_dir(landing)
     files = HadoopFiles(spark, landing)
     existing = [f for f in LANDING_FOLDERS if files.exists(join_path(landing, f))]
@@ -138,18 +174,42 @@ def generate_sample_data(spark: SparkSession, cfg: GenerateConfig, seed: int, la
         # Reading it back keeps the generating partitions (fixed ranges of person ids) in order.
         path = join_path(tmp, "_stage", name)
         started = time.time()
-        df.write.mode("overwrite").parquet(path)
+        # No dictionary pages: the staged columns are mostly unique strings, and trying to
+        # dictionary-encode them (then falling back) costs more than it saves.
+        df.write.mode("overwrite").option("parquet.enable.dictionary", "false").parquet(path)
         log.info("generate: staged %s in %.1fs", name, time.time() - started)
         return spark.read.parquet(path)
 
-    people, frames = source_frames(spark, cfg, seed, stage)
+    people, frames = _frames(spark, cfg, seed, stage)
     parts = partitions_for(cfg.people)
     result = GenerateResult(landing=landing, truth=truth, people=cfg.people, days=cfg.days, seed=seed)
     daily: list[str] = []
+    records: list[DataFrame] = []          # de-duplicated by the truth
+    unique_records: list[DataFrame] = []   # already free of duplicates
+    identifiers: list[DataFrame] = []
     for source, frame in frames.items():
-        written = write_files(frame, _spec(source), join_path(tmp, source), landing, files, cfg.days + 1
-                              if _spec(source).single_file else parts)
-        result.files[source] = len(written)
+        spec = _spec(source)
+        n = cfg.days + 1 if spec.single_file else parts
+        if source in _TEXT_SOURCES:
+            # One pass: each row's landing line plus its truth lines.
+            label = F.concat(F.col("channel"), F.lit("_events")) if source == "events" else source
+            side = join_path(tmp, "_truth", source)
+            written = write_files(frame, spec, join_path(tmp, source), landing, files, n,
+                                  side=side_lines(label), side_dir=side)
+            # Event message ids are unique (128 hash bits): no de-duplicating shuffle for them.
+            (unique_records if source == "events" else records).append(
+                read_side_records(spark, join_path(side, "records")))
+            identifiers.append(read_side_identifiers(spark, join_path(side, "identifiers")))
+        else:
+            staged = stage(frame, source)
+            written = write_files(staged, spec, join_path(tmp, source), landing, files, n)
+            records.append(record_rows(staged, source))
+            identifiers.append(identifier_rows(staged))
+        if source == "events":
+            for c in ("web", "app"):
+                result.files[f"{c}_events"] = sum(p.startswith(f"events/{c}/") for p in written)
+        else:
+            result.files[source] = len(written)
         daily += written
     result.redelivered = redeliver(daily, cfg.noise.redelivered_file, seed, landing, files)
 
@@ -159,9 +219,11 @@ def generate_sample_data(spark: SparkSession, cfg: GenerateConfig, seed: int, la
                         single_file=True)
         result.files[f"ref_{name}"] = len(write_files(frame, spec, join_path(tmp, name), landing, files, 1))
 
-    truth_people(people).write.mode("overwrite").parquet(join_path(truth, "people"))
-    truth_records(frames).write.mode("overwrite").parquet(join_path(truth, "records"))
-    truth_identifiers(frames).write.mode("overwrite").parquet(join_path(truth, "identifiers"))
+    for name, frame in (("people", truth_people(people)), ("records", truth_records(records, unique_records)),
+                        ("identifiers", truth_identifiers(identifiers))):
+        started = time.time()
+        frame.write.mode("overwrite").parquet(join_path(truth, name))
+        log.info("generate: truth %s in %.1fs", name, time.time() - started)
     files.delete(tmp)
     tl = Timeline(cfg)
     result.dates = [(tl.start_date.fromordinal(tl.start_date.toordinal() + d)).isoformat() for d in range(cfg.days + 1)]

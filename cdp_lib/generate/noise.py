@@ -19,23 +19,27 @@ __all__ = [
     "maybe_missing",
     "noisy_email",
     "noisy_phone",
-    "phone_formats",
+    "phone_masks",
+    "written_phone",
     "country_written",
     "normalised_email",
 ]
 
 
-def with_typo(value: Column, rng: Rng, salt: str, *key: ColumnOrName) -> Column:
-    """One keyboard slip: drop, double or swap a character (never the first one)."""
-    n = F.length(value)
+def with_typo(value: Column, rng: Rng, salt: str, *key: ColumnOrName, length: Column | None = None) -> Column:
+    """One keyboard slip: drop, double or swap a character (never the first one).
+
+    Only the first ``length`` characters are edited (default: all of them); values shorter
+    than 3 stay as they are. One regex replacement that names ``value`` once, so nesting
+    the result in further noise does not multiply the generated code.
+    """
+    n = F.length(value) if length is None else length
     p = (F.lit(2) + F.floor(rng.uniform(salt + ".pos", *key) * F.greatest(n - 2, F.lit(1)))).cast("int")
-    drop = F.concat(value.substr(F.lit(1), p - 1), value.substr(p + 1, n))
-    double = F.concat(value.substr(F.lit(1), p), value.substr(p, n))
-    swap = F.concat(value.substr(F.lit(1), p - 1), value.substr(p + 1, F.lit(1)), value.substr(p, F.lit(1)),
-                    value.substr(p + 2, n))
+    # ^(chars before p)(char p)(char p+1): drop p, double p, or swap p and p+1.
+    pattern = F.when(n >= 3, F.concat(F.lit("^(.{"), (p - 1).cast("string"), F.lit("})(.)(.)")))
     kind = rng.integer(0, 2, salt + ".kind", *key)
-    edited = F.when(kind == 0, drop).when(kind == 1, double).otherwise(swap)
-    return F.when(n >= 3, edited).otherwise(value)
+    replacement = F.element_at(F.array(F.lit("$1$3"), F.lit("$1$2$2$3"), F.lit("$1$3$2")), (kind + 1).cast("int"))
+    return F.coalesce(F.regexp_replace(value, pattern, replacement), value)
 
 
 def email_case_whitespace(email: Column, rng: Rng, salt: str, *key: ColumnOrName) -> Column:
@@ -68,8 +72,8 @@ def normalised_email(raw: Column) -> Column:
 def noisy_email(clean: Column, noise, rng: Rng, salt: str, *key: ColumnOrName,
                 missing: float | None = None) -> Column:
     """An email as a source stores it: sometimes missing, junk, mistyped, or in odd case/spacing."""
-    local = F.substring_index(clean, "@", 1)
-    typo = F.concat(with_typo(local, rng, salt + ".typo", *key), F.lit("@"), F.substring_index(clean, "@", -1))
+    # The slip stays inside the local part (before the first "@").
+    typo = with_typo(clean, rng, salt + ".typo", *key, length=F.length(F.substring_index(clean, "@", 1)))
     value = F.when(rng.chance(noise.typo, salt + ".t", *key), typo).otherwise(clean)
     value = F.when(rng.chance(noise.email_case_whitespace, salt + ".c", *key),
                    email_case_whitespace(value, rng, salt + ".cv", *key)).otherwise(value)
@@ -79,59 +83,89 @@ def noisy_email(clean: Column, noise, rng: Rng, salt: str, *key: ColumnOrName,
     return maybe_missing(value, rate, rng, salt + ".m", *key)
 
 
-def phone_formats(country: Column, nsn: Column, *, national: bool) -> list[tuple[str, Column]]:
-    """(country, format) candidates for a national significant number, as people write them."""
-    s = nsn.substr
-    one = F.lit(1)
-    out: list[tuple[str, Column]] = []
-    for cc_name, (cc, _, _) in PHONE_PREFIXES.items():
-        intl = [F.concat(F.lit(f"+{cc}"), nsn), F.concat(F.lit(f"+{cc} "), nsn), F.concat(F.lit(f"00{cc} "), nsn)]
-        if cc_name == "GB":
-            nat = [F.concat(F.lit("0"), s(one, F.lit(4)), F.lit(" "), s(F.lit(5), F.lit(6))),
-                   F.concat(F.lit("0"), nsn),
-                   F.concat(F.lit("+44 (0)"), s(one, F.lit(4)), F.lit(" "), s(F.lit(5), F.lit(6))),
-                   F.concat(F.lit("+44 "), s(one, F.lit(4)), F.lit(" "), s(F.lit(5), F.lit(6)))]
-        elif cc_name == "US":
-            a, e, x = s(one, F.lit(3)), s(F.lit(4), F.lit(3)), s(F.lit(7), F.lit(4))
-            nat = [F.concat(F.lit("("), a, F.lit(") "), e, F.lit("-"), x), F.concat_ws("-", a, e, x),
-                   F.concat_ws(".", a, e, x), F.concat(F.lit("1-"), F.concat_ws("-", a, e, x)),
-                   F.concat(F.lit("+1 "), F.concat_ws(" ", a, e, x))]
-        elif cc_name == "DE":
-            nat = [F.concat(F.lit("0"), s(one, F.lit(3)), F.lit(" "), s(F.lit(4), F.lit(8))),
-                   F.concat(F.lit("0"), s(one, F.lit(3)), F.lit("/"), s(F.lit(4), F.lit(8))),
-                   F.concat(F.lit("+49 "), s(one, F.lit(3)), F.lit(" "), s(F.lit(4), F.lit(8)))]
-        elif cc_name == "FR":
-            pairs = [s(F.lit(i), F.lit(2)) for i in (2, 4, 6, 8)]
-            nat = [F.concat_ws(" ", F.concat(F.lit("0"), s(one, one)), *pairs), F.concat(F.lit("0"), nsn),
-                   F.concat_ws(" ", F.concat(F.lit("+33 "), s(one, one)), *pairs)]
-        else:  # AU
-            nat = [F.concat(F.lit("0"), s(one, F.lit(3)), F.lit(" "), s(F.lit(4), F.lit(3)), F.lit(" "),
-                            s(F.lit(7), F.lit(3))),
-                   F.concat(F.lit("0"), nsn),
-                   F.concat(F.lit("+61 "), s(one, F.lit(3)), F.lit(" "), s(F.lit(4), F.lit(3)), F.lit(" "),
-                            s(F.lit(7), F.lit(3)))]
-        out.append((cc_name, F.array(*(nat if national else intl))))
-    return out
+# How people write a national significant number (NSN): ``#`` is the NSN's next digit.
+# Every mask uses all digits of its country's NSN (fixed length per country).
+NATIONAL_MASKS = {
+    "GB": ["0#### ######", "0##########", "+44 (0)#### ######", "+44 #### ######"],
+    "US": ["(###) ###-####", "###-###-####", "###.###.####", "1-###-###-####", "+1 ### ### ####"],
+    "DE": ["0### ########", "0###/########", "+49 ### ########"],
+    "FR": ["0# ## ## ## ##", "0#########", "+33 # ## ## ## ##"],
+    "AU": ["0### ### ###", "0#########", "+61 ### ### ###"],
+}
+
+
+def _nsn_length(code: str) -> int:
+    _, prefixes, length = PHONE_PREFIXES[code]
+    return length
+
+
+def phone_masks(*, national: bool) -> dict[str, list[str]]:
+    """Per country, the written forms of a phone (national ones, or international ones)."""
+    if national:
+        return NATIONAL_MASKS
+    return {code: [f"+{cc}" + "#" * _nsn_length(code), f"+{cc} " + "#" * _nsn_length(code),
+                   f"00{cc} " + "#" * _nsn_length(code)]
+            for code, (cc, _, _) in PHONE_PREFIXES.items()}
+
+
+_MAX_NSN = max(_nsn_length(c) for c in PHONE_PREFIXES)
+# One capture group per NSN digit; a mask becomes a replacement string over these groups.
+_NSN_PATTERN = "^" + "".join(f"(?<d{i}>.)" + ("?" if i > min(_nsn_length(c) for c in PHONE_PREFIXES) else "")
+                             for i in range(1, _MAX_NSN + 1)) + "$"
+
+
+def _replacement(mask: str) -> str:
+    out, k = [], 0
+    for ch in mask:
+        if ch == "#":
+            k += 1
+            out.append(f"${{d{k}}}")
+        else:
+            out.append("\\" + ch if ch in "$\\" else ch)
+    return "".join(out)
+
+
+def _mask_table() -> tuple[list[str], dict[str, int], dict[str, int]]:
+    """All masks in one list, plus offset and count per ``<country>:<N|I>`` (national/international)."""
+    table: list[str] = []
+    offsets: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for kind, national in (("N", True), ("I", False)):
+        for code, masks in phone_masks(national=national).items():
+            assert all(m.count("#") == _nsn_length(code) for m in masks), code
+            offsets[f"{code}:{kind}"] = len(table)
+            counts[f"{code}:{kind}"] = len(masks)
+            table += [_replacement(m) for m in masks]
+    return table, offsets, counts
+
+
+_MASKS, _MASK_OFFSET, _MASK_COUNT = _mask_table()
+
+
+def _lit_map(d: dict) -> Column:
+    return F.create_map(*[F.lit(x) for kv in d.items() for x in kv])
+
+
+def written_phone(country: Column, e164: Column, national: Column, u: Column) -> Column:
+    """``e164`` written the way a person of ``country`` might: one of the country's national
+    (``national`` true) or international forms, picked by ``u`` in [0, 1). One literal lookup
+    table and one regex replacement (instead of every country's formats inlined), so the
+    generated code stays small. Unknown countries keep the E.164 form."""
+    cc_len = F.when(country == "US", 2).otherwise(3)
+    nsn = e164.substr(cc_len + 1, F.lit(20))
+    key = F.concat(country, F.when(national, F.lit(":N")).otherwise(F.lit(":I")))
+    idx = F.element_at(_lit_map(_MASK_OFFSET), key) + F.floor(u * F.element_at(_lit_map(_MASK_COUNT), key)) + 1
+    mask = F.element_at(F.array(*[F.lit(m) for m in _MASKS]), idx.cast("int"))
+    return F.coalesce(F.regexp_replace(nsn, F.lit(_NSN_PATTERN), mask), e164)
 
 
 def noisy_phone(country: Column, e164: Column, noise, rng: Rng, salt: str, *key: ColumnOrName,
                 national_ok: bool) -> Column:
     """A phone as a source stores it. Without a country column in the source, only
     international writings are used (a national number is ambiguous without one)."""
-    cc_len = F.when(country == "US", 2).when(country.isin("GB", "DE", "FR", "AU"), 3).otherwise(3)
-    nsn = e164.substr(cc_len + 1, F.lit(20))
-    u = rng.uniform(salt + ".f", *key)
-
-    def pick(national: bool) -> Column:
-        expr = None
-        for cc_name, arr in phone_formats(country, nsn, national=national):
-            item = F.element_at(arr, (F.floor(u * F.size(arr)) + 1).cast("int"))
-            expr = F.when(country == cc_name, item) if expr is None else expr.when(country == cc_name, item)
-        return expr.otherwise(e164)
-
-    intl = F.when(rng.chance(0.5, salt + ".e", *key), e164).otherwise(pick(False))
-    value = F.when(rng.chance(noise.phone_national_format, salt + ".n", *key), pick(True)) if national_ok else None
-    value = value.otherwise(intl) if value is not None else intl
+    national = rng.chance(noise.phone_national_format, salt + ".n", *key) if national_ok else F.lit(False)
+    as_e164 = ~national & rng.chance(0.5, salt + ".e", *key)
+    value = F.when(as_e164, e164).otherwise(written_phone(country, e164, national, rng.uniform(salt + ".f", *key)))
     value = F.when(rng.chance(noise.junk_identifier, salt + ".j", *key),
                    rng.choice(JUNK_PHONES, salt + ".jv", *key)).otherwise(value)
     return maybe_missing(value, noise.missing, rng, salt + ".m", *key)

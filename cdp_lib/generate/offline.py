@@ -17,8 +17,12 @@ __all__ = ["build_pos_orders", "build_support_tickets", "build_email_engagement"
            "build_enrichment"]
 
 
-def _copies(rng: Rng, rate: float, salt: str, *key) -> F.Column:
-    return F.explode(F.when(rng.chance(rate, salt, *key), F.array(F.lit(0), F.lit(1))).otherwise(F.array(F.lit(0))))
+def _with_copies(df: DataFrame, rng: Rng, rate: float, salt: str, *key) -> DataFrame:
+    """``_copy`` 0, and at ``rate`` a second row with ``_copy`` 1 (a duplicate delivery). The
+    draw is a column of its own: the explode then only reads it."""
+    df = df.withColumn("_copies", F.when(rng.chance(rate, salt, *key), F.array(F.lit(0), F.lit(1)))
+                       .otherwise(F.array(F.lit(0))))
+    return df.withColumn("_copy", F.explode("_copies")).drop("_copies")
 
 
 def build_pos_orders(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFrame:
@@ -30,7 +34,7 @@ def build_pos_orders(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFr
     okey = (pid, F.col("_o"))
     df = df.select(
         "*",
-        F.concat(F.lit("P"), F.upper(rng.hex("pos_order", *okey))).alias("order_id"),
+        F.concat(F.lit("P"), rng.hex_upper("pos_order", *okey)).alias("order_id"),
         F.concat(F.col("country"), F.lpad(rng.integer(1, s.stores_per_country, "store", *okey).cast("string"), 3, "0"))
         .alias("store_id"),
         tl.ts_between(tl.begin, tl.end, rng.uniform("pos_ts", *okey)).alias("_ts"),
@@ -61,7 +65,7 @@ def build_pos_orders(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFr
         F.concat_ws("|", "order_id", F.col("line_no").cast("string")).alias("_record_key"),
     )
     out = out.withColumn("_ids", ids(("loyalty_id", F.col("loyalty_id")), ("email", email_id(F.col("email")))))
-    return out.withColumn("_copy", _copies(rng, z.duplicate, "pos_dup", *lkey)).drop("_copy")
+    return _with_copies(out, rng, z.duplicate, "pos_dup", *lkey).drop("_copy")
 
 
 def build_support_tickets(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFrame:
@@ -92,7 +96,7 @@ def build_support_tickets(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> D
         F.when(F.col("_v") == 1, rng.integer(1, 5, "csat", F.col("ticket_id")).cast("int")).alias("satisfaction"),
         iso_utc(F.col("_created")).alias("created_at"), updated_iso.alias("updated_at"),
     )
-    df = df.withColumn("_json", F.to_json(rec)).withColumn("_copy", _copies(rng, z.duplicate, "ticket_dup", *key))
+    df = _with_copies(df.withColumn("_json", F.to_json(rec)), rng, z.duplicate, "ticket_dup", *key)
     broken = rng.chance(z.malformed, "ticket_broken", *key, F.col("_copy"))
     value = F.when(broken, F.col("_json").substr(F.lit(1), (F.length("_json") * 0.6).cast("int"))) \
         .otherwise(F.col("_json"))
@@ -100,6 +104,7 @@ def build_support_tickets(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> D
         value.alias("value"), F.col("_updated").alias("_sort"),
         tl.delivery_day(F.col("_updated")).alias("_day"), F.col("person_id").alias("_person_id"),
         F.concat_ws("|", F.col("ticket_id"), updated_iso).alias("_record_key"),
+        F.col("_copy"),
         ids(("email", email_id(F.col("_email_raw"))), ("phone", phone_id(F.col("_phone_raw"), F.col("phone"))),
             ("crm_id", F.col("_crm"))).alias("_ids"),
     )
@@ -130,7 +135,7 @@ def build_email_engagement(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> 
     email = noisy_email(email_at(F.col("_sent")), z, rng, "eng_email", *ckey, missing=0.0)
     cid = F.concat(F.lit("CMP"), F.lpad(F.col("_c").cast("string"), 4, "0"))
     out = df.select(
-        F.concat(F.lit("E"), F.upper(rng.hex("eng_id", *ekey))).alias("event_id"),
+        F.concat(F.lit("E"), rng.hex_upper("eng_id", *ekey)).alias("event_id"),
         cid.alias("campaign_id"),
         email.alias("email"),
         F.element_at(F.array(*[F.lit(t) for t in types]), F.col("_e") + 1).alias("event_type"),
@@ -157,7 +162,7 @@ def build_consent(people: DataFrame, cfg: GenerateConfig, rng: Rng) -> DataFrame
                                                               "consent_phone", *key, national_ok=False))
     crm = F.when(rng.chance(0.5, "consent_crm", *key), F.col("contact_id"))
     out = df.select(
-        F.concat(F.lit("R"), F.upper(rng.hex("consent_id", *key))).alias("record_id"),
+        F.concat(F.lit("R"), rng.hex_upper("consent_id", *key)).alias("record_id"),
         crm.alias("crm_id"), email_raw.alias("email"), phone_raw.alias("phone"), "channel",
         rng.weighted([("opt_in", 0.6), ("opt_out", 0.4)], "consent_status", *key).alias("status"),
         rng.choice(["web_form", "store", "crm", "unsubscribe_link"], "consent_source", *key).alias("source"),

@@ -66,9 +66,13 @@ class Rng:
         """A string of ``n`` random decimal digits (n <= 15)."""
         return F.lpad(F.pmod(self.hash(salt, *key), F.lit(10**n)).cast("string"), n, "0")
 
+    def hex_upper(self, salt: str, *key: ColumnOrName) -> Column:
+        """16 upper-case hex characters."""
+        return F.lpad(F.hex(self.hash(salt, *key)), 16, "0")
+
     def hex(self, salt: str, *key: ColumnOrName) -> Column:
         """16 lower-case hex characters."""
-        return F.lower(F.lpad(F.hex(self.hash(salt, *key)), 16, "0"))
+        return F.lower(self.hex_upper(salt, *key))
 
     def uuid(self, salt: str, *key: ColumnOrName) -> Column:
         """A UUID-shaped string (8-4-4-4-12 hex) from two hashes."""

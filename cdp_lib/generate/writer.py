@@ -11,11 +11,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-__all__ = ["FileSpec", "HadoopFiles", "write_files", "redeliver"]
+__all__ = ["FileSpec", "HadoopFiles", "write_files", "redeliver", "temporary_conf"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ class HadoopFiles:
         if self.exists(p):
             self.fs.delete(self._Path(p), True)
 
+    def mkdirs(self, p: str) -> None:
+        self.fs.mkdirs(self._Path(p))
+
     def is_empty_or_missing(self, p: str) -> bool:
         return not self.exists(p) or len(self.fs.listStatus(self._Path(p))) == 0
 
@@ -96,8 +101,34 @@ class HadoopFiles:
         return out
 
 
-def write_files(df: DataFrame, spec: FileSpec, tmp: str, out: str, files: HadoopFiles, partitions: int) -> list[str]:
+@contextmanager
+def temporary_conf(spark: SparkSession, values: dict[str, str]):
+    """Session settings for the duration of a block, restored afterwards."""
+    before = {k: spark.conf.get(k, None) for k in values}
+    for k, v in values.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
+
+
+# A task writes its rows of every output folder through concurrently open writers instead
+# of first sorting its rows by folder (a spilling sort of the whole task): with only a few
+# folders per source (dates x stores/channels) that sort is pure overhead. Above this many
+# folders in one task Spark falls back to the sort.
+_CONCURRENT_WRITERS = "64"
+
+
+def write_files(df: DataFrame, spec: FileSpec, tmp: str, out: str, files: HadoopFiles, partitions: int,
+                side: dict[str, Column] | None = None, side_dir: str | None = None) -> list[str]:
     """Write ``df`` (landing columns + partition columns; other ``_`` columns are dropped) as named files.
+
+    ``side`` (single-column text sources only): more text lines per row (a null line is
+    skipped), written in the same pass into ``side_dir/<name>`` (part files under partition
+    folders) instead of the landing zone: the ground truth of the rows, without generating
+    them twice.
 
     Returns the landing paths written, relative to ``out``.
     """
@@ -107,23 +138,47 @@ def write_files(df: DataFrame, spec: FileSpec, tmp: str, out: str, files: Hadoop
         df = df.repartition(max(1, partitions), *keys) if keys else df.repartition(1)
         order = keys + list(spec.sort_by)
         df = df.sortWithinPartitions(*order) if order else df
-    data = [c for c in df.columns if not c.startswith("_")]
+    data = [c for c in df.columns if not c.startswith("_") and c not in keys]
+    landing = tmp
+    if side:
+        if spec.fmt != "jsonl" or len(data) != 1 or spec.single_file:
+            raise ValueError(f"side lines need a single-column text source, not {spec.source}")
+        value = data[0]
+        # The side lines are computed by a projection of their own: the explode below then only
+        # moves columns (a generator's expression is evaluated row by row, not compiled, when
+        # its stage falls back from whole-stage code).
+        df = df.select(value, *keys, *[line.alias(f"_side_{kind}") for kind, line in side.items()])
+        lines = [("landing", value)] + [(kind, f"_side_{kind}") for kind in side]
+        df = df.select(F.array(*[
+            F.struct(F.lit(kind).alias("_out"), F.col(c).alias(value), *[F.col(k) for k in keys]) for kind, c in lines
+        ]).alias("_lines"))
+        df = df.select(F.explode("_lines").alias("_r")).select("_r.*").where(F.col(value).isNotNull())
+        keys = ["_out", *keys]
+        landing = f"{tmp.rstrip('/')}/_out=landing"
     df = df.select(*data, *keys)
-    w = df.write.mode("overwrite").partitionBy(*spec.partition_by)
-    if spec.fmt == "csv":
-        w.options(header=True, quote='"', escape='"', nullValue="", encoding="UTF-8").csv(tmp)
-    elif spec.fmt == "jsonl":
-        w.text(tmp)
-    elif spec.fmt == "parquet":
-        w.parquet(tmp)
-    else:
-        raise ValueError(f"unknown landing format {spec.fmt!r}")
+    w = df.write.mode("overwrite").partitionBy(*keys)
+    with temporary_conf(df.sparkSession, {"spark.sql.maxConcurrentOutputFileWriters": _CONCURRENT_WRITERS}):
+        if spec.fmt == "csv":
+            w.options(header=True, quote='"', escape='"', nullValue="", encoding="UTF-8").csv(tmp)
+        elif spec.fmt == "jsonl":
+            w.text(tmp)
+        elif spec.fmt == "parquet":
+            w.parquet(tmp)
+        else:
+            raise ValueError(f"unknown landing format {spec.fmt!r}")
     written = []
-    for values, parts in files.part_files(tmp):
+    for values, parts in files.part_files(landing):
         for i, part in enumerate(parts):
             rel = spec.naming(values, i)
             files.move(part, f"{out.rstrip('/')}/{rel}")
             written.append(rel)
+    for kind in side or {}:
+        target = f"{side_dir.rstrip('/')}/{kind}"
+        files.delete(target)
+        if files.exists(f"{tmp.rstrip('/')}/_out={kind}"):
+            files.move(f"{tmp.rstrip('/')}/_out={kind}", target)
+        else:
+            files.mkdirs(target)
     files.delete(tmp)
     log.info("generate: %s -> %d files in %.1fs", spec.source, len(written), time.time() - started)
     return sorted(written)
