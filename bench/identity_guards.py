@@ -43,11 +43,13 @@ from cdp_lib.session import build_session  # noqa: E402
 def variants(cfg: IdentityConfig) -> dict[str, IdentityConfig]:
     off_alarm = cfg.giant_component.model_copy(update={"max_size": 10**9, "max_share": 1.0})
     base = cfg.model_copy(update={"giant_component": off_alarm})
-    no_shared = cfg.shared_identifier.model_copy(update={"max_links": 10**9})
+    no_shared = cfg.shared_identifier.model_copy(update={"max_links": 10**9, "max_linked_values": {}})
+    no_household = cfg.shared_identifier.model_copy(update={"max_linked_values": {}})
     return {
         "shipped": cfg,
         "no blocklist": base.model_copy(update={"blocklist": Blocklist()}),
-        "no shared-identifier guard": base.model_copy(update={"shared_identifier": no_shared}),
+        "no shared-identifier guard (neither part)": base.model_copy(update={"shared_identifier": no_shared}),
+        "no household guard (max_linked_values)": base.model_copy(update={"shared_identifier": no_household}),
         "no cluster limits": base.model_copy(update={"max_per_cluster": {}}),
         "no probabilistic tier": base.model_copy(update={"probabilistic": None}),
         "no guards": base.model_copy(update={"blocklist": Blocklist(), "shared_identifier": no_shared,

@@ -83,6 +83,25 @@ def test_record_map_points_records_at_customers(spark, resolved):
     assert_df_equality(record_map, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_household_identifier_links_nothing(spark):
+    """max_linked_values: the phone on Ann's and Bob's contacts (two birth dates) is a household's:
+    junk, so it joins neither of them (without the guard it goes to Ann, the stronger edge)."""
+    base = identity_config()
+    shared = base.shared_identifier.model_copy(update={"max_linked_values": {"birth_date": 1}})
+    cfg = base.model_copy(update={"shared_identifier": shared})
+    graph = build_graph(tables(spark), cfg)
+    result, identity_map, _, _, _ = resolve_frames(graph, cfg, None, "run1", RUN_AT)
+    reps = {(r.id_type, r.id_value): r.rep for r in clusters_by_representative(identity_map).collect()}
+    assert reps[("phone", SHARED_PHONE)] == f"phone:{SHARED_PHONE}"
+    assert reps[("crm_id", "C1")] == reps[("email", "a@x.com")] != reps[("crm_id", "C2")]
+    junk = {(r.id_type, r.id_value): (r.n_type, r.n_linked) for r in result.junk.collect()}
+    assert junk[("phone", SHARED_PHONE)] == ("birth_date", 2)
+    assert junk[("email", "shared@x.com")] == ("crm_id", 4)
+    phone_edges = result.edges.where(F.col("id_value_b") == SHARED_PHONE).select("id_value_a", "status").collect()
+    assert sorted((r.id_value_a, r.status) for r in phone_edges) == [("C1", "junk_identifier"),
+                                                                    ("C2", "junk_identifier")]
+
+
 def test_giant_component_alarm_reports_hashed_identifiers(spark):
     cfg = identity_config(giant_component={"max_size": 3, "report_top": 3})
     graph = build_graph(tables(spark), cfg)

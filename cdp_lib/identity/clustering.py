@@ -184,7 +184,7 @@ def cluster_graph(vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig) ->
         edges: deduplicated edges (:data:`graph.EDGE_SCHEMA`).
     """
     v = _with_vid(vertices).persist()
-    junk = junk_identifiers(edges, cfg.shared_identifier).persist()
+    junk = junk_identifiers(edges, cfg.shared_identifier, v).persist()
     kept = _not_junk(edges, junk)
     assign, rejected, n_bad = _cluster(v, edges, kept, cfg)
     return ClusterResult(assign, _status(edges, junk, rejected), junk, n_bad)
@@ -201,7 +201,7 @@ def update_clusters(
         vertices, edges: the whole graph now (old and new).
     """
     v = _with_vid(vertices).persist()
-    junk = junk_identifiers(edges, cfg.shared_identifier).persist()  # a cheap aggregation: global
+    junk = junk_identifiers(edges, cfg.shared_identifier, v).persist()  # a cheap aggregation: global
     old_keys = previous_edges.select(*_EDGE_KEY)
     new_edges = edges.join(old_keys, _EDGE_KEY, "left_anti")
     touched = (

@@ -87,6 +87,11 @@ class SharedIdentifierGuard(StrictModel):
 
     strong_types: list[str] = Field(default_factory=lambda: ["crm_id", "loyalty_id", "user_id"])
     max_links: int = Field(default=3, ge=1)
+    # Key (identifier type or attribute) -> most distinct values the identifiers directly linked to
+    # one identifier may carry. A phone on two CRM contacts with different birth dates is a
+    # household's phone: it says nothing about which member a third record belongs to, so it is
+    # junk too (links nothing), instead of pulling that record into one member's cluster.
+    max_linked_values: dict[str, int] = Field(default_factory=dict)
 
 
 class GiantComponentGuard(StrictModel):
@@ -137,9 +142,13 @@ class IdentityConfig(StrictModel):
         if dupes:
             raise ValueError(f"input names must be unique; repeated: {', '.join(sorted(dupes))}")
         types = {t for i in self.inputs for t in i.identifiers}
-        for key in self.max_per_cluster:
-            if key not in types and key not in ATTRIBUTES:
-                raise ValueError(f"max_per_cluster key {key!r} is neither a declared identifier type nor an attribute")
+        for where, keys in (("max_per_cluster", self.max_per_cluster),
+                            ("shared_identifier.max_linked_values", self.shared_identifier.max_linked_values)):
+            for key, n in keys.items():
+                if key not in types and key not in ATTRIBUTES:
+                    raise ValueError(f"{where} key {key!r} is neither a declared identifier type nor an attribute")
+                if n < 1:
+                    raise ValueError(f"{where}.{key} must be at least 1")
         if self.probabilistic:
             for attr in self.probabilistic.m:
                 if attr not in ATTRIBUTES:
@@ -152,6 +161,11 @@ class IdentityConfig(StrictModel):
         for i in self.inputs:
             seen.update(dict.fromkeys(i.identifiers))
         return list(seen)
+
+    @property
+    def constrained_keys(self) -> set[str]:
+        """Keys whose values vertices carry (``cvals``): the cluster limits' and the shared guard's."""
+        return set(self.max_per_cluster) | set(self.shared_identifier.max_linked_values)
 
     def rule_priority(self) -> dict[str, int]:
         out = {link.rule: link.priority for i in self.inputs for link in i.links}

@@ -104,7 +104,7 @@ def deterministic_edges(records: DataFrame, inp: IdentityInput) -> DataFrame:
 
 def input_vertices(records: DataFrame, inp: IdentityInput, cfg: IdentityConfig) -> DataFrame:
     """Every identifier of one input's records with first/last time and its constrained values."""
-    limited = cfg.max_per_cluster
+    limited = cfg.constrained_keys
     rows = []
     for id_type in inp.identifiers:
         v = F.col(id_col(id_type))

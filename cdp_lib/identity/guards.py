@@ -43,13 +43,38 @@ def both_directions(edges: DataFrame) -> DataFrame:
     return a.unionByName(b)
 
 
-def junk_identifiers(edges: DataFrame, guard: SharedIdentifierGuard) -> DataFrame:
-    """Identifiers (id_type, id_value, n_type, n_linked) linked to too many distinct strong ids."""
-    nb = both_directions(edges).where(F.col("n_type").isin(guard.strong_types) & (F.col("n_type") != F.col("id_type")))
-    counts = nb.groupBy("id_type", "id_value", "n_type").agg(F.countDistinct("n_value").alias("n_linked"))
+def junk_identifiers(edges: DataFrame, guard: SharedIdentifierGuard, vertices: DataFrame | None = None) -> DataFrame:
+    """Identifiers (id_type, id_value, n_type, n_linked) shared by several people.
+
+    Linked to more than ``max_links`` distinct ids of one strong type (``n_type`` is that type),
+    or to identifiers that carry more than ``max_linked_values[key]`` distinct values of ``key``
+    (``n_type`` is the key; needs ``vertices`` with ``cvals``). Computed on the whole graph, so
+    an incremental run and a full one agree.
+    """
+    both = both_directions(edges)
+    nb = both.where(F.col("n_type").isin(guard.strong_types) & (F.col("n_type") != F.col("id_type")))
+    counts = (
+        nb.groupBy("id_type", "id_value", "n_type").agg(F.countDistinct("n_value").alias("n_linked"))
+        .where(F.col("n_linked") > guard.max_links)
+    )
+    if guard.max_linked_values and vertices is not None:
+        limit = F.create_map(*[x for k, n in guard.max_linked_values.items() for x in (F.lit(k), F.lit(n))])
+        values = (
+            vertices.select(F.col("id_type").alias("n_type"), F.col("id_value").alias("n_value"),
+                            F.explode("cvals").alias("kv"))
+            .select("n_type", "n_value", F.split("kv", "=", 2)[0].alias("key"), F.split("kv", "=", 2)[1].alias("v"))
+            .where(F.col("key").isin(list(guard.max_linked_values)))
+        )
+        linked = (
+            both.select("id_type", "id_value", "n_type", "n_value").distinct()
+            .join(values, ["n_type", "n_value"])
+            .groupBy("id_type", "id_value", "key").agg(F.countDistinct("v").alias("n_linked"))
+            .where(F.col("n_linked") > limit[F.col("key")])
+            .select("id_type", "id_value", F.col("key").alias("n_type"), "n_linked")
+        )
+        counts = counts.unionByName(linked)
     return (
-        counts.where(F.col("n_linked") > guard.max_links)
-        .groupBy("id_type", "id_value")
+        counts.groupBy("id_type", "id_value")
         .agg(F.max_by("n_type", "n_linked").alias("n_type"), F.max("n_linked").alias("n_linked"))
     )
 

@@ -234,13 +234,22 @@ def phone_e164(raw: str | None, region: str | None) -> str | None:
     raw = raw.strip()
     if not raw:
         return None
-    try:
-        number = phonenumbers.parse(raw, region.upper() if region else None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
+    number = _valid_number(raw, region.upper() if region else None)
+    if number is None and raw.startswith("00"):
+        # "00" is the international prefix of most of the world, so a clerk in Europe writes a US
+        # number as "001 650 ..." although the US's own prefix is 011: read it as "+1 650 ...".
+        number = _valid_number("+" + raw[2:], None)
+    if number is None:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _valid_number(raw: str, region: str | None):
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 @functools.lru_cache(maxsize=200_000)
