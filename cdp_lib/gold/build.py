@@ -20,6 +20,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from functools import reduce
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -91,7 +92,10 @@ def profiles_for(
     # Every input is read by several survivorship rules and traits: attach it to its customers
     # once and cut the lineage, instead of re-running the attach joins (and re-planning one
     # ever larger query) for each use.
-    frames = {n: f.localCheckpoint() for n, f in _frames(lakehouse, cfg, imap, as_of).items()}
+    # On disk, not in storage memory: cached blocks up to spark.memory.storageFraction cannot be
+    # evicted by execution, and the profile query's many sorts then ran out of memory at 100k people.
+    frames = {n: f.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+              for n, f in _frames(lakehouse, cfg, imap, as_of).items()}
     times = {n: i.time for n, i in cfg.inputs.items()}
     profile = imap.select("customer_id").distinct()
     for rule in cfg.survivorship:
@@ -260,7 +264,7 @@ def build_gold(
         kept = kept.drop(*META)
         mode, recomputed = "incremental", touched.count()
         final = _finish(kept.unionByName(fresh, allowMissingColumns=True), traits, as_of, run_id)
-    final = final.cache()
+    final = final.persist(StorageLevel.DISK_ONLY)  # see profiles_for: keep storage memory free
     rows_out = final.count()
     if not exists:
         final.write.format("delta").save(target)
