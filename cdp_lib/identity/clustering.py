@@ -25,7 +25,7 @@ from cdp_lib.errors import CdpError, GiantComponentError
 from cdp_lib.identity.components import connected_components
 from cdp_lib.identity.config import IdentityConfig
 from cdp_lib.identity.graph import vertex_id
-from cdp_lib.identity.guards import junk_identifiers
+from cdp_lib.identity.guards import constrained_values, junk_identifiers, limit_lookup
 
 __all__ = ["ClusterResult", "cluster_graph", "update_clusters", "STATUS_KEPT", "STATUS_JUNK", "STATUS_LIMIT"]
 
@@ -119,10 +119,8 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
     limits = dict(cfg.max_per_cluster)
     if not limits:
         return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], rejected_schema), 0
-    exploded = assign.select("component", F.explode("cvals").alias("kv")).select(
-        "component", F.split("kv", "=", 2)[0].alias("k"), F.split("kv", "=", 2)[1].alias("v")
-    )
-    limit_col = F.create_map(*[x for k, n in limits.items() for x in (F.lit(k), F.lit(n))])
+    exploded = constrained_values(assign, "component")
+    limit_col = limit_lookup(limits)
     bad = (
         exploded.groupBy("component", "k").agg(F.countDistinct("v").alias("n"))
         .where(F.col("n") > limit_col[F.col("k")])

@@ -20,7 +20,8 @@ from pyspark.sql import functions as F
 from cdp_lib.errors import GiantComponentError
 from cdp_lib.identity.config import GiantComponentGuard, SharedIdentifierGuard
 
-__all__ = ["redact", "junk_identifiers", "check_giant_components", "both_directions"]
+__all__ = ["redact", "constrained_values", "limit_lookup", "junk_identifiers", "check_giant_components",
+           "both_directions"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,17 @@ def both_directions(edges: DataFrame) -> DataFrame:
     return a.unionByName(b)
 
 
+def constrained_values(df: DataFrame, *keep: str) -> DataFrame:
+    """``keep`` columns + (``k``, ``v``): one row per ``key=value`` entry of ``df.cvals``."""
+    kv = df.select(*keep, F.explode("cvals").alias("_kv"))
+    return kv.select(*keep, F.split("_kv", "=", 2)[0].alias("k"), F.split("_kv", "=", 2)[1].alias("v"))
+
+
+def limit_lookup(limits: dict[str, int]):
+    """A map column key -> limit, to look a row's key up in: ``limit_lookup(limits)[F.col("k")]``."""
+    return F.create_map(*[x for k, n in limits.items() for x in (F.lit(k), F.lit(n))])
+
+
 def junk_identifiers(edges: DataFrame, guard: SharedIdentifierGuard, vertices: DataFrame | None = None) -> DataFrame:
     """Identifiers (id_type, id_value, n_type, n_linked) shared by several people.
 
@@ -58,19 +70,14 @@ def junk_identifiers(edges: DataFrame, guard: SharedIdentifierGuard, vertices: D
         .where(F.col("n_linked") > guard.max_links)
     )
     if guard.max_linked_values and vertices is not None:
-        limit = F.create_map(*[x for k, n in guard.max_linked_values.items() for x in (F.lit(k), F.lit(n))])
-        values = (
-            vertices.select(F.col("id_type").alias("n_type"), F.col("id_value").alias("n_value"),
-                            F.explode("cvals").alias("kv"))
-            .select("n_type", "n_value", F.split("kv", "=", 2)[0].alias("key"), F.split("kv", "=", 2)[1].alias("v"))
-            .where(F.col("key").isin(list(guard.max_linked_values)))
-        )
+        named = vertices.select("cvals", F.col("id_type").alias("n_type"), F.col("id_value").alias("n_value"))
+        values = constrained_values(named, "n_type", "n_value").where(F.col("k").isin(list(guard.max_linked_values)))
         linked = (
             both.select("id_type", "id_value", "n_type", "n_value").distinct()
             .join(values, ["n_type", "n_value"])
-            .groupBy("id_type", "id_value", "key").agg(F.countDistinct("v").alias("n_linked"))
-            .where(F.col("n_linked") > limit[F.col("key")])
-            .select("id_type", "id_value", F.col("key").alias("n_type"), "n_linked")
+            .groupBy("id_type", "id_value", "k").agg(F.countDistinct("v").alias("n_linked"))
+            .where(F.col("n_linked") > limit_lookup(guard.max_linked_values)[F.col("k")])
+            .select("id_type", "id_value", F.col("k").alias("n_type"), "n_linked")
         )
         counts = counts.unionByName(linked)
     return (
