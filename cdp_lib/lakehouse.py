@@ -61,6 +61,52 @@ class Lakehouse:
     def read(self, layer: str, table: str) -> DataFrame:
         return self.spark.read.format("delta").load(self.path(layer, table))
 
+    def sync(self, df: DataFrame, layer: str, table: str, keys: list[str]) -> int:
+        """Make the table hold exactly ``df``'s rows (unique on ``keys``); returns rows changed.
+
+        A first run writes the table. Later runs compare ``df`` with the table and MERGE only
+        the difference (rows added, removed, or whose other columns changed) in one commit, or
+        commit nothing when nothing differs. So the table's Change Data Feed carries what really
+        changed: an overwrite would report every row as deleted and re-inserted, and every
+        downstream incremental step would redo everything. ``df`` must not be computed lazily
+        from this table (checkpoint it first).
+        """
+        from pyspark.sql import functions as F
+
+        path = self.path(layer, table)
+        if not self.exists(layer, table):
+            df.write.format("delta").mode("overwrite").save(path)
+            return df.count()
+        values = [c for c in df.columns if c not in keys]
+        new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
+        old = self.read(layer, table).select(
+            *[F.col(k).alias(f"_k_{k}") for k in keys], *[F.col(c).alias(f"_o_{c}") for c in values],
+            F.lit(True).alias("_in_old"),
+        )
+        on = [new[k].eqNullSafe(old[f"_k_{k}"]) for k in keys]
+        joined = new.join(old, on, "full_outer")
+        differs = F.lit(False)
+        for c in values:
+            differs = differs | ~F.col(f"_n_{c}").eqNullSafe(F.col(f"_o_{c}"))
+        changes = joined.where(F.col("_in_old").isNull() | F.col("_in_new").isNull() | differs).select(
+            *[F.coalesce(F.col(k), F.col(f"_k_{k}")).alias(k) for k in keys],
+            *[F.col(f"_n_{c}").alias(c) for c in values],
+            F.when(F.col("_in_new").isNull(), F.lit("delete")).otherwise(F.lit("upsert")).alias("_op"),
+        ).localCheckpoint()  # the MERGE below changes the table this was computed from
+        n = changes.count()
+        if n == 0:
+            return 0
+        cols = {c: f"s.`{c}`" for c in df.columns}
+        (
+            self.delta(layer, table).alias("t")
+            .merge(changes.alias("s"), " and ".join(f"t.`{k}` <=> s.`{k}`" for k in keys))
+            .whenMatchedDelete(condition="s._op = 'delete'")
+            .whenMatchedUpdate(condition="s._op = 'upsert'", set=cols)
+            .whenNotMatchedInsert(condition="s._op = 'upsert'", values=cols)
+            .execute()
+        )
+        return n
+
     def version(self, layer: str, table: str) -> int | None:
         """Latest committed Delta version, or None when the table does not exist.
 

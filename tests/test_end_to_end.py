@@ -3,6 +3,7 @@ Customer 360 notebook executed against the lakehouse it built."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -56,6 +57,20 @@ def test_second_day_is_incremental(demo):
     rows = {r.run_id: r.rows_out for r in log.collect()}
     # day 1 ingests only the newly delivered files, not the day-0 files again
     assert 0 < rows[day1] < rows[day0]
+
+
+def test_second_day_recomputes_only_what_changed(demo):
+    ctx, _, summary = demo
+    day1 = summary["runs"][1]["run_id"]
+    log = ctx.lakehouse.read("ops", "run_log").where(
+        F.col("source").isNull() & (F.col("run_id") == day1) & F.col("stage").isin("identity", "gold"))
+    details = {r.stage: json.loads(r.details) for r in log.collect()}
+    assert details["identity"]["incremental"] is True
+    # gold.identity_map is merged, not overwritten, so gold sees only the customers whose
+    # identifiers or data changed, not all of them
+    assert details["gold"]["mode"] == "incremental"
+    customers = ctx.lakehouse.read("gold", "customer_profile").count()
+    assert 0 < details["gold"]["customers_recomputed"] < customers
 
 
 def test_summary_shows_the_whole_cdp(demo):

@@ -18,6 +18,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -231,5 +232,12 @@ def update_clusters(
         edges.join(new_status, _EDGE_KEY, "left").join(old_status, _EDGE_KEY, "left")
         .withColumn("status", F.coalesce("_new", "_old", F.lit(STATUS_KEPT))).drop("_new", "_old")
     )
-    return ClusterResult(merged, status, junk, n_bad)
+    # Checkpointed: the plans above stack the old and the new graph several times over, and the
+    # id assignment and publishing that follow would analyse them again at every step (at 100k
+    # people that planning alone exhausted a 4 GB driver heap).
+    return ClusterResult(_materialize(merged), _materialize(status), junk, n_bad)
+
+
+def _materialize(df: DataFrame) -> DataFrame:
+    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
 
