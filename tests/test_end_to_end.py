@@ -65,7 +65,6 @@ def test_second_day_recomputes_only_what_changed(demo):
     log = ctx.lakehouse.read("ops", "run_log").where(
         F.col("source").isNull() & (F.col("run_id") == day1) & F.col("stage").isin("identity", "gold"))
     details = {r.stage: json.loads(r.details) for r in log.collect()}
-    assert details["identity"]["incremental"] is True
     # gold.identity_map is merged, not overwritten, so gold sees only the customers whose
     # identifiers or data changed, not all of them
     assert details["gold"]["mode"] == "incremental"

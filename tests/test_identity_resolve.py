@@ -11,8 +11,9 @@ from pyspark.sql import functions as F
 from cdp_lib.errors import GiantComponentError
 from cdp_lib.identity.clustering import cluster_graph, update_clusters
 from cdp_lib.identity.explain import explain_identifier
-from cdp_lib.identity.resolve import build_graph, resolve_frames
+from cdp_lib.identity.resolve import build_graph, resolve_frames, run_resolve
 from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
+from cdp_lib.lakehouse import Lakehouse
 from tests.identity_fixtures import (
     SHARED_PHONE,
     T0,
@@ -159,7 +160,13 @@ def test_second_run_on_same_input_changes_nothing(spark, resolved):
 
 def test_incremental_equals_full_recompute(spark, resolved):
     cfg, graph, result, _, _, _ = resolved
-    batch_contacts = contacts_rows() + [
+    kept_rows = [r for r in contacts_rows() if r[0] not in ("C6", "C8")]
+    c8 = next(r for r in contacts_rows() if r[0] == "C8")
+    batch_contacts = kept_rows + [
+        # C6 deleted: shared@x.com is on three contacts now, no longer junk (an edge removed, no
+        # edge added, and three clusters merge)
+        # Dan's record updated with a birth date: no edge changes, only his constrained values
+        c8[:3] + (date(1999, 1, 1),) + c8[4:],
         # joins Bob and Dan through a new email (birth dates: Bob only) -> a merge
         ("C9", "d@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9|2026-03-02"),
         ("C9", "b@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9b|2026-03-02"),
@@ -171,7 +178,9 @@ def test_incremental_equals_full_recompute(spark, resolved):
     graph2 = build_graph(tables(spark, batch_contacts, batch_events), cfg)
     vertices, edges = graph2.vertices.localCheckpoint(), graph2.edges.localCheckpoint()  # as resolve does
     full = cluster_graph(vertices, edges, cfg)
-    incr = update_clusters(result.assign, result.edges, vertices, edges, cfg)
+    comp = {r.id_value: r.component for r in full.assign.where("id_type = 'crm_id'").collect()}
+    assert comp["C3"] == comp["C4"] == comp["C5"]  # the scenario happened: the de-junked email merges
+    incr = update_clusters(result.assign, result.edges, vertices, edges, cfg, graph.vertices)
     assert_df_equality(incr.assign, full.assign, ignore_row_order=True, ignore_nullable=True,
                        ignore_column_order=True)
     assert_df_equality(incr.edges, full.edges, ignore_row_order=True, ignore_nullable=True,
@@ -192,3 +201,46 @@ def test_explain_gives_shortest_chains(spark, resolved):
     ]
     every = explain_identifier(identity_map, result.edges, "crm_id", "C2")
     assert [c["to"]["id_value"] for c in every["chains"]] == ["b@x.com"]
+
+
+def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, settings, fresh_dir):
+    lh = Lakehouse(spark, settings.model_copy(
+        update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(fresh_dir)})}))
+    cfg = identity_config()
+
+    def load(contacts):
+        t = tables(spark, contacts)
+        t["contacts"].write.format("delta").mode("overwrite").save(lh.path("silver", "contacts"))
+        t["events"].write.format("delta").mode("overwrite").save(lh.path("silver", "events"))
+
+    load(contacts_rows())
+    run_resolve(spark, lh, cfg, run_id="r1")
+    versions = {t: lh.version("gold", t) for t in ("identity_map", "identity_records")}
+    edges_v = lh.version("silver", "identity_edges")
+    run_resolve(spark, lh, cfg, run_id="r1-again", incremental=True)
+    assert {t: lh.version("gold", t) for t in versions} == versions  # nothing changed: nothing committed
+    # a new contact joins Bob and Dan: one merge
+    load(contacts_rows() + [
+        ("C9", "d@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9|2026-03-02"),
+        ("C9", "b@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9b|2026-03-02"),
+    ])
+    run_resolve(spark, lh, cfg, run_id="r2", incremental=True)
+    after = lh.read("gold", "identity_map").localCheckpoint()
+    merged = after.where(F.col("run_id") == "r2").select("customer_id").distinct().collect()
+    assert len(merged) == 1
+    feed = (spark.read.format("delta").option("readChangeFeed", "true")
+            .option("startingVersion", versions["identity_map"] + 1).load(lh.path("gold", "identity_map")))
+    # only the merged customer's rows changed (+ C9 inserted), not the whole map
+    assert feed.where(F.col("_change_type") != "update_preimage").select("customer_id").distinct().collect() \
+        == merged
+    lineage = lh.read("gold", "identity_lineage").where("run_id = 'r2'").drop("recorded_at").localCheckpoint()
+    assert [r.event for r in lineage.collect()] == ["merge"]
+    # killed after the lineage commit, before the map: resuming the same run id records the merge once
+    for layer, table, v in (("gold", "identity_map", versions["identity_map"]),
+                            ("gold", "identity_records", versions["identity_records"]),
+                            ("silver", "identity_edges", edges_v)):
+        lh.delta(layer, table).restoreToVersion(v)
+    run_resolve(spark, lh, cfg, run_id="r2", incremental=True)
+    assert_df_equality(lh.read("gold", "identity_lineage").where("run_id = 'r2'").drop("recorded_at"), lineage,
+                       ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(lh.read("gold", "identity_map"), after, ignore_row_order=True, ignore_nullable=True)

@@ -36,6 +36,7 @@ STATUS_KEPT = "kept"
 STATUS_JUNK = "junk_identifier"
 STATUS_LIMIT = "cluster_limit"
 _EDGE_KEY = ["id_type_a", "id_value_a", "id_type_b", "id_value_b", "rule", "source"]
+_REJECTED_SCHEMA = ", ".join(f"{k} string" for k in _EDGE_KEY)
 
 
 @dataclass
@@ -116,10 +117,9 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
         local_max_edges=cfg.local_components_max_edges,
     )
     assign = vertices.join(comp.withColumnRenamed("id", "vid"), "vid").persist()
-    rejected_schema = ", ".join(f"{k} string" for k in _EDGE_KEY)
     limits = dict(cfg.max_per_cluster)
     if not limits:
-        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], rejected_schema), 0
+        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], _REJECTED_SCHEMA), 0
     exploded = constrained_values(assign, "component")
     limit_col = limit_lookup(limits)
     bad = (
@@ -129,7 +129,7 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
     ).persist()
     n_bad = bad.count()
     if n_bad == 0:
-        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], rejected_schema), 0
+        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], _REJECTED_SCHEMA), 0
     bad_vertices = assign.join(F.broadcast(bad), "component")
     bad_edges = ends.join(bad_vertices.select(F.col("vid").alias("vid_a")), "vid_a")
     n_edges = bad_edges.count()
@@ -147,7 +147,7 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
         assign.join(F.broadcast(relabel), "vid", "left")
         .select("id_type", "id_value", "vid", F.coalesce("new_component", "component").alias("component"))
     )
-    rejected_df = spark.createDataFrame(sorted(rejected), rejected_schema)
+    rejected_df = spark.createDataFrame(sorted(rejected), _REJECTED_SCHEMA)
     return fixed, rejected_df, n_bad
 
 
@@ -190,24 +190,39 @@ def cluster_graph(vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig) ->
 
 
 def update_clusters(
-    previous: DataFrame, previous_edges: DataFrame, vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig
+    previous: DataFrame,
+    previous_edges: DataFrame,
+    vertices: DataFrame,
+    edges: DataFrame,
+    cfg: IdentityConfig,
+    previous_vertices: DataFrame,
 ) -> ClusterResult:
     """Re-cluster only the components a new batch touches; equals :func:`cluster_graph` on the whole graph.
+
+    Touched are the ends of every edge added, removed, re-weighted (priority, score, record
+    count: they order the limit repair) or whose junk status changed, and every identifier added,
+    removed or whose constrained values changed; their previous components are re-clustered
+    whole, with the new identifiers. Everything else keeps its previous component.
 
     Args:
         previous: last assignment (``id_type``, ``id_value``, ``vid``, ``component``).
         previous_edges: last run's edges with ``status`` (same key columns as ``edges``).
         vertices, edges: the whole graph now (old and new).
+        previous_vertices: last run's vertices (``id_type``, ``id_value``, ``cvals``).
     """
     v = _with_vid(vertices).persist()
     junk = junk_identifiers(edges, cfg.shared_identifier, v).persist()  # a cheap aggregation: global
-    old_keys = previous_edges.select(*_EDGE_KEY)
-    new_edges = edges.join(old_keys, _EDGE_KEY, "left_anti")
+    sig = [*_EDGE_KEY, "priority", "score", "n_records"]
+    no_rejections = edges.sparkSession.createDataFrame([], _REJECTED_SCHEMA)
+    now_sig = _status(edges, junk, no_rejections).select(*sig, (F.col("status") == STATUS_JUNK).alias("junk"))
+    old_sig = previous_edges.select(*sig, (F.col("status") == STATUS_JUNK).alias("junk"))
+    changed = now_sig.subtract(old_sig).unionByName(old_sig.subtract(now_sig))
+    now_v = v.select("id_type", "id_value", "cvals")
+    old_v = previous_vertices.select("id_type", "id_value", "cvals")
     touched = (
-        new_edges.select(F.col("id_type_a").alias("id_type"), F.col("id_value_a").alias("id_value"))
-        .unionByName(new_edges.select(F.col("id_type_b").alias("id_type"), F.col("id_value_b").alias("id_value")))
-        .unionByName(v.select("id_type", "id_value").join(previous.select("id_type", "id_value"),
-                                                          ["id_type", "id_value"], "left_anti"))
+        changed.select(F.col("id_type_a").alias("id_type"), F.col("id_value_a").alias("id_value"))
+        .unionByName(changed.select(F.col("id_type_b").alias("id_type"), F.col("id_value_b").alias("id_value")))
+        .unionByName(now_v.subtract(old_v).unionByName(old_v.subtract(now_v)).select("id_type", "id_value"))
         .distinct()
     )
     affected_components = touched.join(previous, ["id_type", "id_value"]).select("component").distinct()

@@ -83,8 +83,10 @@ def resolve_frames(
     run_id: str,
     now: datetime,
     previous_edges: DataFrame | None = None,
+    previous_vertices: DataFrame | None = None,
 ) -> tuple[ClusterResult, DataFrame, DataFrame, DataFrame, dict]:
-    """Cluster, check, assign ids. Incremental when ``previous_edges`` (with status) is given.
+    """Cluster, check, assign ids. Incremental when ``previous_edges`` (with status) and
+    ``previous_vertices`` (the last run's ``silver.identity_edges`` and ``identity_vertices``) are given.
 
     Returns (cluster result, identity map, lineage, record map, figures). Raises
     GiantComponentError before anything is returned, so nothing is published.
@@ -92,15 +94,16 @@ def resolve_frames(
     started = time.monotonic()
     vertices = graph.vertices.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
     edges = graph.edges.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+    graph.vertices, graph.edges = vertices, edges  # materialised: publishing reads them again
     log.info("resolve: identifier graph built in %.0fs", time.monotonic() - started)
-    if previous_edges is not None and previous_map is not None:
+    if previous_edges is not None and previous_vertices is not None and previous_map is not None:
         prev_assign = previous_map.select(
             "id_type", "id_value", vertex_id("id_type", "id_value").alias("vid"), "customer_id"
         )
         prev_assign = prev_assign.join(
             prev_assign.groupBy("customer_id").agg(F.min("vid").alias("component")), "customer_id"
         ).drop("customer_id")
-        result = update_clusters(prev_assign, previous_edges, vertices, edges, cfg)
+        result = update_clusters(prev_assign, previous_edges, vertices, edges, cfg, previous_vertices)
     else:
         result = cluster_graph(vertices, edges, cfg)
     assign = result.assign.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
@@ -128,6 +131,19 @@ def _read_tables(lakehouse, cfg: IdentityConfig) -> dict[str, DataFrame]:
     return out
 
 
+def _append_once(lakehouse, lineage: DataFrame) -> None:
+    if not lakehouse.exists("gold", "identity_lineage"):
+        lineage.write.format("delta").mode("append").save(lakehouse.path("gold", "identity_lineage"))
+        return
+    keys = ("run_id", "event", "from_customer_id", "to_customer_id")
+    (
+        lakehouse.delta("gold", "identity_lineage").alias("t")
+        .merge(lineage.alias("s"), " and ".join(f"t.{k} <=> s.{k}" for k in keys))
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
 def run_resolve(
     spark: SparkSession, lakehouse, cfg: IdentityConfig, *, incremental: bool = False, run_id: str | None = None
 ) -> dict:
@@ -137,29 +153,40 @@ def run_resolve(
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "identity", "identity_map") as run:
         graph = build_graph(_read_tables(lakehouse, cfg), cfg)
         previous_map = lakehouse.read("gold", "identity_map") if lakehouse.exists("gold", "identity_map") else None
-        previous_edges = None
-        if incremental and previous_map is not None and lakehouse.exists("silver", "identity_edges"):
+        previous_edges = previous_vertices = None
+        if incremental and previous_map is not None and all(
+            lakehouse.exists("silver", t) for t in ("identity_edges", "identity_vertices")
+        ):
             previous_edges = lakehouse.read("silver", "identity_edges").localCheckpoint()
+            previous_vertices = lakehouse.read("silver", "identity_vertices").localCheckpoint()
         if previous_map is not None:
             previous_map = previous_map.localCheckpoint()  # we overwrite the table we read from
         result, identity_map, lineage, record_map, figures = resolve_frames(
-            graph, cfg, previous_map, run_id, now, previous_edges
+            graph, cfg, previous_map, run_id, now, previous_edges, previous_vertices
         )
         edges_out = result.edges.localCheckpoint()
         identity_map = identity_map.localCheckpoint()
         lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA) if lineage.take(1) else None
-        edges_out.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-            lakehouse.path("silver", "identity_edges"))
-        # Merged, not overwritten: their change feed then names only the customers that changed,
-        # which is what keeps gold's incremental run incremental.
-        lakehouse.sync(identity_map, "gold", "identity_map", ["id_type", "id_value"])
-        lakehouse.sync(record_map, "gold", "identity_records", ["source", "record_key", "customer_id"])
+        # Lineage first, once per run id: a run killed after this commit and resumed (same run id,
+        # same merges and minted ids) adds nothing twice; written after the map, a kill in between
+        # would lose the merge record for good (the next run sees the merge as already done).
         n_lineage = 0
         if lineage is not None:
             lineage = lineage.localCheckpoint()
             n_lineage = lineage.count()
-            lineage.write.format("delta").mode("append").save(lakehouse.path("gold", "identity_lineage"))
-        for layer, table in (("silver", "identity_edges"), ("gold", "identity_map"), ("gold", "identity_records")):
+            _append_once(lakehouse, lineage)
+        # Merged, not overwritten: their change feed then names only the customers that changed,
+        # which is what keeps gold's incremental run incremental.
+        lakehouse.sync(identity_map, "gold", "identity_map", ["id_type", "id_value"])
+        lakehouse.sync(record_map, "gold", "identity_records", ["source", "record_key", "customer_id"])
+        # The graph last: an incremental run re-clusters what differs from it, so a run killed
+        # after the map but before these sees the same differences again and redoes the same work.
+        edges_out.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            lakehouse.path("silver", "identity_edges"))
+        graph.vertices.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            lakehouse.path("silver", "identity_vertices"))
+        for layer, table in (("silver", "identity_edges"), ("silver", "identity_vertices"), ("gold", "identity_map"),
+                             ("gold", "identity_records")):
             lakehouse.register(layer, table)
         if lakehouse.exists("gold", "identity_lineage"):
             lakehouse.register("gold", "identity_lineage")
