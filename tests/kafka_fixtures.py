@@ -107,7 +107,7 @@ class KafkaBroker:
         if java is None:
             _fail("java is needed to run the Kafka broker (Java 17, as for Spark)")
         classpath = str(lib / "*")
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # Kafka's Uuid format
+        cluster_id = _cluster_id()
         fmt = subprocess.run([java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                               "-c", str(self.properties)], capture_output=True, text=True, timeout=120)
         if fmt.returncode != 0:
@@ -182,3 +182,12 @@ def produce(spark, bootstrap: str, topic: str, records: list[tuple[str, str]]) -
         .option("topic", topic)
         .save()
     )
+
+
+def _cluster_id() -> str:
+    """A random id in Kafka's Uuid format. Like Kafka's Uuid.randomUuid, never one starting with
+    "-": the storage tool's argument parser would take it for an option (1 run in 64 failed)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid

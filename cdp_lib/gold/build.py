@@ -94,7 +94,10 @@ def profiles_for(
     # ever larger query) for each use.
     # On disk, not in storage memory: cached blocks up to spark.memory.storageFraction cannot be
     # evicted by execution, and the profile query's many sorts then ran out of memory at 100k people.
-    frames = {n: f.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+    # Only rows of a customer in scope are kept: every use groups by customer, and rows of no
+    # customer (anonymous traffic) or of untouched customers (an incremental run) would only be
+    # written, sorted and grouped (into one skewed null group) for nothing.
+    frames = {n: f.where(F.col("customer_id").isNotNull()).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
               for n, f in _frames(lakehouse, cfg, imap, as_of).items()}
     times = {n: i.time for n, i in cfg.inputs.items()}
     profile = imap.select("customer_id").distinct()
