@@ -1,10 +1,10 @@
 """The resolve stage: inputs -> graph -> guarded clusters -> stable ids -> tables.
 
-Writes, only after every guard passed (one Delta commit per table; the gold tables are merged so
-that only changed rows are rewritten):
-``silver.identity_edges`` (every candidate edge with its status), ``gold.identity_map``,
-``gold.identity_records`` ((source, record_key) -> customer_id) and, appended,
-``gold.identity_lineage``.
+Writes, only after every guard passed, one Delta commit per table, in this order:
+``gold.identity_lineage`` (appended once per run id), ``gold.identity_map`` and
+``gold.identity_records`` ((source, record_key) -> customer_id; both merged, so only changed rows
+are rewritten), then ``silver.identity_edges`` (every candidate edge with its status) and
+``silver.identity_vertices`` (the graph an incremental run compares itself with).
 """
 
 from __future__ import annotations
