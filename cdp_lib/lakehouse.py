@@ -76,7 +76,7 @@ class Lakehouse:
         path = self.path(layer, table)
         if not self.exists(layer, table):
             df.write.format("delta").mode("overwrite").save(path)
-            return df.count()
+            return self.read(layer, table).count()  # from the commit's statistics, not recomputing df
         values = [c for c in df.columns if c not in keys]
         new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
         old = self.read(layer, table).select(

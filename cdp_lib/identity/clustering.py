@@ -26,7 +26,7 @@ from cdp_lib.errors import CdpError, GiantComponentError
 from cdp_lib.identity.components import connected_components
 from cdp_lib.identity.config import IdentityConfig
 from cdp_lib.identity.graph import vertex_id
-from cdp_lib.identity.guards import constrained_values, junk_identifiers, limit_lookup
+from cdp_lib.identity.guards import both_directions, constrained_values, junk_identifiers, limit_lookup
 
 __all__ = ["ClusterResult", "cluster_graph", "update_clusters", "STATUS_KEPT", "STATUS_JUNK", "STATUS_LIMIT"]
 
@@ -216,13 +216,11 @@ def update_clusters(
     no_rejections = edges.sparkSession.createDataFrame([], _REJECTED_SCHEMA)
     now_sig = _status(edges, junk, no_rejections).select(*sig, (F.col("status") == STATUS_JUNK).alias("junk"))
     old_sig = previous_edges.select(*sig, (F.col("status") == STATUS_JUNK).alias("junk"))
-    changed = now_sig.subtract(old_sig).unionByName(old_sig.subtract(now_sig))
-    now_v = v.select("id_type", "id_value", "cvals")
-    old_v = previous_vertices.select("id_type", "id_value", "cvals")
+    changed_v = _symmetric_difference(v.select("id_type", "id_value", "cvals"),
+                                      previous_vertices.select("id_type", "id_value", "cvals"))
     touched = (
-        changed.select(F.col("id_type_a").alias("id_type"), F.col("id_value_a").alias("id_value"))
-        .unionByName(changed.select(F.col("id_type_b").alias("id_type"), F.col("id_value_b").alias("id_value")))
-        .unionByName(now_v.subtract(old_v).unionByName(old_v.subtract(now_v)).select("id_type", "id_value"))
+        both_directions(_symmetric_difference(now_sig, old_sig)).select("id_type", "id_value")
+        .unionByName(changed_v.select("id_type", "id_value"))
         .distinct()
     )
     affected_components = touched.join(previous, ["id_type", "id_value"]).select("component").distinct()
@@ -251,6 +249,11 @@ def update_clusters(
     # id assignment and publishing that follow would analyse them again at every step (at 100k
     # people that planning alone exhausted a 4 GB driver heap).
     return ClusterResult(_materialize(merged), _materialize(status), junk, n_bad)
+
+
+def _symmetric_difference(a: DataFrame, b: DataFrame) -> DataFrame:
+    """Rows in exactly one of ``a`` and ``b`` (set semantics, nulls compare equal)."""
+    return a.subtract(b).unionByName(b.subtract(a))
 
 
 def _materialize(df: DataFrame) -> DataFrame:
