@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -106,6 +108,31 @@ class Lakehouse:
             .execute()
         )
         return n
+
+    @contextmanager
+    def commit_tag(self, tag: str) -> Iterator[None]:
+        """Every Delta commit made inside the block carries ``tag`` as its ``userMetadata``.
+
+        A later run reads it back with :meth:`tagged` to learn whether a commit of an interrupted
+        run reached a table (what a multi-table publish needs to finish or roll forward).
+        """
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+        before = self.spark.conf.get(key, None)
+        self.spark.conf.set(key, tag)
+        try:
+            yield
+        finally:
+            if before is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, before)
+
+    def tagged(self, layer: str, table: str, tag: str, last: int = 50) -> bool:
+        """True when one of the table's ``last`` commits carries ``tag`` (see :meth:`commit_tag`)."""
+        if not self.exists(layer, table):
+            return False
+        history = self.delta(layer, table).history(last).select("userMetadata")
+        return bool(history.where(history.userMetadata == tag).take(1))
 
     def version(self, layer: str, table: str) -> int | None:
         """Latest committed Delta version, or None when the table does not exist.

@@ -203,7 +203,7 @@ def test_explain_gives_shortest_chains(spark, resolved):
     assert [c["to"]["id_value"] for c in every["chains"]] == ["b@x.com"]
 
 
-def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, settings, fresh_dir):
+def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, settings, fresh_dir, monkeypatch):
     lh = Lakehouse(spark, settings.model_copy(
         update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(fresh_dir)})}))
     cfg = identity_config()
@@ -244,3 +244,38 @@ def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, setti
     assert_df_equality(lh.read("gold", "identity_lineage").where("run_id = 'r2'").drop("recorded_at"), lineage,
                        ignore_row_order=True, ignore_nullable=True)
     assert_df_equality(lh.read("gold", "identity_map"), after, ignore_row_order=True, ignore_nullable=True)
+
+    # Interrupted runs: an error injected at the two worst moments, then a run with a new id.
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    def lineage_of(run_id):
+        return [r.event for r in lh.read("gold", "identity_lineage").where(F.col("run_id") == run_id).collect()]
+
+    def contact(crm, email, key):
+        return (crm, email, None, None, None, None, None, None, None, T0.replace(day=3), key)
+
+    day2 = contacts_rows() + [
+        ("C9", "d@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9|2026-03-02"),
+        ("C9", "b@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9b|2026-03-02"),
+    ]
+    # (a) dies after parking its merge, before the map: the merge is recorded once, by the run that makes it
+    load(day2 + [contact("C3", "c3@x.com", "C3|2026-03-03"), contact("C4", "c3@x.com", "C4|2026-03-03")])
+    monkeypatch.setattr(Lakehouse, "sync", boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_resolve(spark, lh, cfg, run_id="r3", incremental=True)
+    monkeypatch.undo()
+    assert lh.read("ops", "identity_lineage_pending").count() == 1 and lineage_of("r3") == []
+    run_resolve(spark, lh, cfg, run_id="r4", incremental=True)
+    assert (lineage_of("r3"), lineage_of("r4")) == ([], ["merge"])
+    # (b) dies after the map commit, before the lineage: the next run moves the parked merge in
+    load(day2 + [contact("C3", "c3@x.com", "C3|2026-03-03"), contact("C4", "c3@x.com", "C4|2026-03-03"),
+                 contact("C5", "c5@x.com", "C5|2026-03-03"), contact("C6", "c5@x.com", "C6|2026-03-03")])
+    monkeypatch.setattr("cdp_lib.identity.resolve._append_once", boom)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_resolve(spark, lh, cfg, run_id="r5", incremental=True)
+    monkeypatch.undo()
+    assert lh.tagged("gold", "identity_map", "identity:r5") and lineage_of("r5") == []
+    run_resolve(spark, lh, cfg, run_id="r6", incremental=True)
+    assert (lineage_of("r5"), lineage_of("r6")) == (["merge"], [])
+    assert lh.read("ops", "identity_lineage_pending").count() == 0

@@ -1,10 +1,17 @@
 """The resolve stage: inputs -> graph -> guarded clusters -> stable ids -> tables.
 
-Writes, only after every guard passed, one Delta commit per table, in this order:
-``gold.identity_lineage`` (appended once per run id), ``gold.identity_map`` and
-``gold.identity_records`` ((source, record_key) -> customer_id; both merged, so only changed rows
-are rewritten), then ``silver.identity_edges`` (every candidate edge with its status) and
+Writes, only after every guard passed, in this order: the run's lineage rows to
+``ops.identity_lineage_pending``; ``gold.identity_map`` (its commit tagged ``identity:<run id>``)
+and ``gold.identity_records`` ((source, record_key) -> customer_id; both merged, so only changed
+rows are rewritten); the pending rows into ``gold.identity_lineage`` (insert-if-absent), then the
+pending table emptied; last ``silver.identity_edges`` (every candidate edge with its status) and
 ``silver.identity_vertices`` (the graph an incremental run compares itself with).
+
+Two tables cannot commit together, so the merges a run records are parked first: a run that
+dies before its map commit leaves only parked rows, which the next run discards (the merges did
+not happen; that run records them itself); one that dies after it leaves parked rows of a
+published map, which the next run moves into the lineage. So the lineage holds each merge and
+split exactly once, under the run whose map made it, however a run is interrupted.
 """
 
 from __future__ import annotations
@@ -131,6 +138,29 @@ def _read_tables(lakehouse, cfg: IdentityConfig) -> dict[str, DataFrame]:
     return out
 
 
+PENDING = ("ops", "identity_lineage_pending")
+
+
+def _map_tag(run_id: str) -> str:
+    return f"identity:{run_id}"
+
+
+def _settle_pending(lakehouse) -> None:
+    """Move an interrupted run's parked lineage into gold if its map was published, else drop it."""
+    if not lakehouse.exists(*PENDING):
+        return
+    pending = lakehouse.read(*PENDING).localCheckpoint()
+    runs = [r.run_id for r in pending.select("run_id").distinct().collect()]
+    if not runs:
+        return
+    published = [r for r in runs if lakehouse.tagged("gold", "identity_map", _map_tag(r))]
+    if published:
+        _append_once(lakehouse, pending.where(F.col("run_id").isin(published)))
+    for r in set(runs) - set(published):
+        log.warning("resolve: run %s stopped before publishing its map; its parked lineage is dropped", r)
+    lakehouse.delta(*PENDING).delete()
+
+
 def _append_once(lakehouse, lineage: DataFrame) -> None:
     if not lakehouse.exists("gold", "identity_lineage"):
         lineage.write.format("delta").mode("append").save(lakehouse.path("gold", "identity_lineage"))
@@ -151,6 +181,7 @@ def run_resolve(
     run_id = run_id or new_run_id()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "identity", "identity_map") as run:
+        _settle_pending(lakehouse)
         graph = build_graph(_read_tables(lakehouse, cfg), cfg)
         previous_map = lakehouse.read("gold", "identity_map") if lakehouse.exists("gold", "identity_map") else None
         previous_edges = previous_vertices = None
@@ -167,18 +198,19 @@ def run_resolve(
         edges_out = result.edges.localCheckpoint()
         identity_map = identity_map.localCheckpoint()
         lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA) if lineage.take(1) else None
-        # Lineage first, once per run id: a run killed after this commit and resumed (same run id,
-        # same merges and minted ids) adds nothing twice; written after the map, a kill in between
-        # would lose the merge record for good (the next run sees the merge as already done).
         n_lineage = 0
-        if lineage is not None:
+        if lineage is not None:  # parked before the map: see the module docstring
             lineage = lineage.localCheckpoint()
             n_lineage = lineage.count()
-            _append_once(lakehouse, lineage)
+            lineage.write.format("delta").mode("overwrite").save(lakehouse.path(*PENDING))
         # Merged, not overwritten: their change feed then names only the customers that changed,
         # which is what keeps gold's incremental run incremental.
-        lakehouse.sync(identity_map, "gold", "identity_map", ["id_type", "id_value"])
+        with lakehouse.commit_tag(_map_tag(run_id)):
+            lakehouse.sync(identity_map, "gold", "identity_map", ["id_type", "id_value"])
         lakehouse.sync(record_map, "gold", "identity_records", ["source", "record_key", "customer_id"])
+        if lineage is not None:
+            _append_once(lakehouse, lineage)
+            lakehouse.delta(*PENDING).delete()
         # The graph last: an incremental run re-clusters what differs from it, so a run killed
         # after the map but before these sees the same differences again and redoes the same work.
         edges_out.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
