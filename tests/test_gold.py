@@ -7,8 +7,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from cdp_lib.gold.attach import ROW_KEY, with_customer_id
 from cdp_lib.gold.build import build_gold
-from cdp_lib.gold.config import AttributeRule, load_gold_config, load_traits_config
+from cdp_lib.gold.config import AttributeRule, GoldInput, load_gold_config, load_traits_config
 from cdp_lib.gold.survivorship import survive
 from cdp_lib.lakehouse import Lakehouse
 
@@ -355,7 +356,9 @@ def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
     lh2 = Lakehouse(
         spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(full_root)})})
     )
-    build_gold(spark, lh2, cfg, traits, "g2", as_of=t("2026-04-14 00:00:00"), full=True)
+    # ... through the shuffle-join lookup of the identity map (the incremental run broadcast it)
+    build_gold(spark, lh2, cfg.model_copy(update={"broadcast_map_rows": 0}), traits, "g2",
+               as_of=t("2026-04-14 00:00:00"), full=True)
     assert_df_equality(
         incremental, _comparable(lh2), ignore_row_order=True, ignore_column_order=True, ignore_nullable=True
     )
@@ -374,3 +377,24 @@ def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
         else None
     )
     assert changes is None or changes.where(F.col("_change_type") != "update_preimage").count() == 0
+
+
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_rows_attach_to_the_customer_of_their_first_mapped_identifier(spark, broadcast):
+    inp = GoldInput(table="silver.events", time="ts", identifiers={"crm_id": "user_id", "email": "email"})
+    imap = spark.createDataFrame(
+        [("crm_id", "C1", "cus_1"), ("email", "bob@y.com", "cus_2"), ("email", "C1", "cus_9")], IMAP)
+    rows = spark.createDataFrame([
+        ("r1", "C1", "bob@y.com"),  # both mapped: the first declared identifier wins
+        ("r2", None, "bob@y.com"),
+        ("r3", "C404", "bob@y.com"),  # first not mapped: the next one
+        ("r4", "C404", None),  # nothing mapped
+        ("r5", "C1", "bob@y.com"),
+        ("r5", "C1", "bob@y.com"),  # identical rows keep both copies
+    ], "rid string, user_id string, email string")
+    actual = with_customer_id(rows, inp, imap, broadcast).drop(ROW_KEY)
+    expected = spark.createDataFrame([
+        ("r1", "C1", "bob@y.com", "cus_1"), ("r2", None, "bob@y.com", "cus_2"), ("r3", "C404", "bob@y.com", "cus_2"),
+        ("r4", "C404", None, None), ("r5", "C1", "bob@y.com", "cus_1"), ("r5", "C1", "bob@y.com", "cus_1"),
+    ], "rid string, user_id string, email string, customer_id string")
+    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)

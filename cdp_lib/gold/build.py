@@ -49,8 +49,13 @@ STATE_SCHEMA = T.StructType(
 )
 
 
+def _broadcastable(cfg: GoldConfig, imap: DataFrame) -> bool:
+    return cfg.broadcast_map_rows > 0 and imap.count() <= cfg.broadcast_map_rows
+
+
 def _frames(lakehouse, cfg: GoldConfig, imap: DataFrame, as_of: datetime) -> dict[str, DataFrame]:
     frames = {}
+    small = _broadcastable(cfg, imap)
     for name, inp in cfg.inputs.items():
         layer, table = split_table_name(inp.table)
         if not lakehouse.exists(layer, table):
@@ -63,13 +68,13 @@ def _frames(lakehouse, cfg: GoldConfig, imap: DataFrame, as_of: datetime) -> dic
                 df = df.join(F.broadcast(ref), lk.key, "left")
             else:
                 df = df.select("*", *[F.lit(None).cast("string").alias(c) for c in lk.columns])
-        frames[name] = _attach(df, inp, imap, frames)
+        frames[name] = _attach(df, inp, imap, frames, small)
     return frames
 
 
-def _attach(df: DataFrame, inp, imap: DataFrame, frames: dict[str, DataFrame]) -> DataFrame:
+def _attach(df: DataFrame, inp, imap: DataFrame, frames: dict[str, DataFrame], broadcast: bool) -> DataFrame:
     if inp.via is None:
-        return with_customer_id(df, inp, imap).drop(ROW_KEY)
+        return with_customer_id(df, inp, imap, broadcast).drop(ROW_KEY)
     if inp.via.input not in frames:
         return df.withColumn("customer_id", F.lit(None).cast("string"))
     owners = frames[inp.via.input].select(*inp.via.keys, "customer_id").dropDuplicates(inp.via.keys)
@@ -191,6 +196,7 @@ def _touched(
     now: dict[str, int],
 ) -> DataFrame:
     imap = lakehouse.read(*split_table_name(cfg.identity_map))
+    small = _broadcastable(cfg, imap)
     parts = []
     map_changes = _changes(lakehouse, cfg.identity_map, prev.get(cfg.identity_map), now[cfg.identity_map])
     if map_changes is not None:
@@ -214,11 +220,11 @@ def _touched(
             # rows reach their customer through the owning input's current rows
             owner = cfg.inputs[inp.via.input]
             if owner.table in now:
-                owners = with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap)
+                owners = with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap, small)
                 owners = owners.select(*inp.via.keys, "customer_id").dropDuplicates(inp.via.keys)
                 parts.append(rows.join(owners, inp.via.keys).select("customer_id"))
         else:
-            parts.append(with_customer_id(rows, inp, imap).select("customer_id"))
+            parts.append(with_customer_id(rows, inp, imap, small).select("customer_id"))
     return reduce(lambda a, b: a.unionByName(b), parts).where(F.col("customer_id").isNotNull()).distinct()
 
 

@@ -97,6 +97,9 @@ class EnrichmentSettings(StrictModel):
 
 class GoldConfig(StrictModel):
     identity_map: str = "gold.identity_map"
+    # Inputs are attached to customers by broadcasting the identity map to every task when the map
+    # (of the customers in scope) has at most this many rows, else by shuffle joins. 0: never broadcast.
+    broadcast_map_rows: int = Field(default=1_000_000, ge=0)
     inputs: dict[str, GoldInput]
     survivorship: list[AttributeRule]
     collect: dict[str, list[Candidate]] = Field(default_factory=dict)  # e.g. emails: all distinct values
