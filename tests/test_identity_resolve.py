@@ -217,8 +217,11 @@ def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, setti
     run_resolve(spark, lh, cfg, run_id="r1")
     versions = {t: lh.version("gold", t) for t in ("identity_map", "identity_records")}
     edges_v = lh.version("silver", "identity_edges")
-    run_resolve(spark, lh, cfg, run_id="r1-again", incremental=True)
-    assert {t: lh.version("gold", t) for t in versions} == versions  # nothing changed: nothing committed
+    # nothing changed: a forced re-resolution commits nothing, an unforced one does not even resolve
+    assert not run_resolve(spark, lh, cfg, run_id="r1-again", incremental=True, force=True)["skipped"]
+    assert {t: lh.version("gold", t) for t in versions} == versions
+    assert run_resolve(spark, lh, cfg, run_id="r1-skip", incremental=True)["skipped"]
+    assert [r.status for r in lh.read("ops", "run_log").where("run_id = 'r1-skip'").collect()] == ["skipped"]
     # a new contact joins Bob and Dan: one merge
     load(contacts_rows() + [
         ("C9", "d@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9|2026-03-02"),

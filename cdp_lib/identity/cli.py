@@ -12,6 +12,8 @@ __all__: list[str] = []
 def _resolve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--incremental", action="store_true",
                    help="re-cluster only the components touched by new edges (default: full recompute)")
+    p.add_argument("--force", action="store_true",
+                   help="resolve even when inputs, outputs, config and code are as after the last run")
 
 
 @command("resolve", "resolve identities: edges, guards, clusters, stable customer ids", _resolve_args)
@@ -21,7 +23,7 @@ def _resolve(ctx: Context, args: argparse.Namespace):
 
     cfg = load_identity_config(ctx.settings.conf_dir)
     return run_resolve(ctx.spark, ctx.lakehouse, cfg, incremental=args.incremental,
-                       run_id=getattr(args, "run_id", None))
+                       run_id=getattr(args, "run_id", None), force=args.force)
 
 
 def _explain_args(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,8 @@ split exactly once, under the run whose map made it, however a run is interrupte
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from cdp_lib import __version__
 from cdp_lib.identity.clustering import ClusterResult, cluster_graph, update_clusters
 from cdp_lib.identity.config import IdentityConfig, validate_columns
 from cdp_lib.identity.graph import dedupe_edges, deterministic_edges, input_vertices, merge_vertices, vertex_id
@@ -139,6 +142,30 @@ def _read_tables(lakehouse, cfg: IdentityConfig) -> dict[str, DataFrame]:
 
 
 PENDING = ("ops", "identity_lineage_pending")
+# What a resolution writes and reads back next time: when these and the inputs are as the last
+# successful run left them, the same code and config would produce exactly the same tables.
+OUTPUTS = (("gold", "identity_map"), ("gold", "identity_records"), ("silver", "identity_edges"),
+           ("silver", "identity_vertices"))
+
+
+def _fingerprint(lakehouse, cfg: IdentityConfig, inputs: dict[str, int | None]) -> dict:
+    return {
+        "code": __version__,
+        "config": hashlib.sha256(cfg.model_dump_json().encode()).hexdigest(),
+        "inputs": inputs,
+        "outputs": {f"{layer}.{table}": lakehouse.version(layer, table) for layer, table in OUTPUTS},
+    }
+
+
+def _last_fingerprint(lakehouse) -> dict | None:
+    if not lakehouse.exists("ops", "run_log"):
+        return None
+    last = (
+        lakehouse.read("ops", "run_log")
+        .where((F.col("stage") == "identity") & (F.col("source") == "identity_map") & (F.col("status") == "success"))
+        .orderBy(F.desc("ended_at")).select("details").first()
+    )
+    return json.loads(last.details).get("fingerprint") if last and last.details else None
 
 
 def _map_tag(run_id: str) -> str:
@@ -175,13 +202,25 @@ def _append_once(lakehouse, lineage: DataFrame) -> None:
 
 
 def run_resolve(
-    spark: SparkSession, lakehouse, cfg: IdentityConfig, *, incremental: bool = False, run_id: str | None = None
+    spark: SparkSession, lakehouse, cfg: IdentityConfig, *, incremental: bool = False, run_id: str | None = None,
+    force: bool = False,
 ) -> dict:
-    """The ``resolve`` stage: read inputs, resolve, publish; returns a summary (counts only)."""
+    """The ``resolve`` stage: read inputs, resolve, publish; returns a summary (counts only).
+
+    Skipped (run-log status ``skipped``, nothing written) when the inputs, the published tables,
+    the config and the code are exactly as after the last successful run, unless ``force``.
+    """
     run_id = run_id or new_run_id()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "identity", "identity_map") as run:
         _settle_pending(lakehouse)
+        # Pinned before the inputs are read: a commit landing during the run makes the next one differ.
+        inputs = {inp.table: lakehouse.version(*split_table_name(inp.table)) for inp in cfg.inputs}
+        last = None if force else _last_fingerprint(lakehouse)
+        if last is not None and last == _fingerprint(lakehouse, cfg, inputs):
+            run.status, run.details = "skipped", {"fingerprint": last}
+            log.info("resolve %s: inputs and outputs unchanged since the last run; nothing to do", run_id)
+            return {"run_id": run_id, "skipped": True}
         graph = build_graph(_read_tables(lakehouse, cfg), cfg)
         previous_map = lakehouse.read("gold", "identity_map") if lakehouse.exists("gold", "identity_map") else None
         previous_edges = previous_vertices = None
@@ -227,8 +266,8 @@ def run_resolve(
         run.rows_out = figures["identifiers"]
         figures.update({"edges": status, "lineage_rows": n_lineage, "junk_identifiers": result.junk.count(),
                         "customers": figures["clusters"], "incremental": previous_edges is not None})
-        run.details = figures
+        run.details = {**figures, "fingerprint": _fingerprint(lakehouse, cfg, inputs)}
         graph.release()
     log.info("resolve %s: %d identifiers in %d customers", run_id, figures["identifiers"], figures["clusters"])
-    return {"run_id": run_id, **figures}
+    return {"run_id": run_id, "skipped": False, **figures}
 
