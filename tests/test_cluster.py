@@ -40,6 +40,19 @@ def cluster(tmp_path_factory):
         yield master, root
 
 
+@pytest.fixture(scope="module")
+def small_cluster_conf(cluster) -> Path:
+    """The shipped conf/ for a small cluster: few shuffle partitions, and Delta log replays in 2
+    tasks instead of 50 (this lakehouse's tables are tiny; each replay would queue 50 tasks on 2 cores)."""
+    conf = cluster[1] / "conf"
+    shutil.copytree(PROJECT / "conf", conf)
+    cluster_yaml = conf / "env" / "cluster.yaml"
+    cluster_yaml.write_text(cluster_yaml.read_text().replace(
+        "shuffle_partitions: 200",
+        "shuffle_partitions: 4\n  conf:\n    spark.databricks.delta.snapshotPartitions: 2"))
+    return conf
+
+
 def submit(master: str, root: Path, job: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
@@ -57,9 +70,9 @@ def submit(master: str, root: Path, job: str, *args: str, **extra_env: str) -> s
 
 
 @pytest.mark.cluster
-def test_smoke_job_on_standalone_cluster(cluster):
+def test_smoke_job_on_standalone_cluster(cluster, small_cluster_conf):
     master, root = cluster
-    proc = submit(master, root, "smoke")
+    proc = submit(master, root, "smoke", "--conf-dir", str(small_cluster_conf))
     assert proc.returncode == 0, proc.stderr[-5000:]
     result = last_json(proc.stdout)
     # The application really ran on the standalone master, with executors on the worker.
@@ -74,20 +87,16 @@ def test_smoke_job_on_standalone_cluster(cluster):
 
 @pytest.mark.cluster
 @pytest.mark.cluster_pipeline
-def test_whole_pipeline_on_standalone_cluster(cluster, sample_landing):
+def test_whole_pipeline_on_standalone_cluster(cluster, small_cluster_conf, sample_landing):
     """jobs/run_pipeline.py through spark-submit.sh: every stage on the cluster's executors."""
     from cdp_lib.pipeline.demo import deliver_day
 
     master, root = cluster
     staging, _ = sample_landing
     assert deliver_day(staging, root / "landing", None) + deliver_day(staging, root / "landing", "2026-03-01") > 0
-    # a small cluster: the shipped conf/ with few shuffle partitions
-    conf = root / "conf"
-    shutil.copytree(PROJECT / "conf", conf)
-    cluster_yaml = conf / "env" / "cluster.yaml"
-    cluster_yaml.write_text(cluster_yaml.read_text().replace("shuffle_partitions: 200", "shuffle_partitions: 4"))
     apps_before = set((root / "cluster" / "work").glob("app-*"))
-    proc = submit(master, root, "run_pipeline", "--conf-dir", str(conf), CDP_ACTIVATION_URI=str(root / "activation"))
+    proc = submit(master, root, "run_pipeline", "--conf-dir", str(small_cluster_conf),
+                  CDP_ACTIVATION_URI=str(root / "activation"))
     assert proc.returncode == 0, proc.stderr[-5000:]
     result = last_json(proc.stdout)
     assert [s for s, v in result["stages"].items() if v["status"] == "success"] == [
