@@ -150,13 +150,17 @@ def build_entity(
             good = marked.where(F.size("_dq_reasons") == 0).drop("_dq_reasons")
             bad = marked.where(F.size("_dq_reasons") > 0)
             rows = dedupe_batch(good, entity)
+            before = lakehouse.version("silver", entity.table)
             _write(lakehouse, entity.table, rows, entity, full_rebuild)
             quarantined = bad.count()
             if quarantined or full_rebuild:
                 _write_quarantine(lakehouse, f"{entity.table}_quarantine", bad, full_rebuild)
             watermarks.advance(name, versions)
             run.rows_in = counts["__total"]
-            run.rows_out = _written_rows(lakehouse, entity.table)
+            # A MERGE that changes nothing (rows re-read after a crash) may not commit at all: the
+            # last commit's metrics would then be an earlier run's.
+            changed = lakehouse.version("silver", entity.table) != before
+            run.rows_out = _written_rows(lakehouse, entity.table) if changed else 0
             run.rows_quarantined = quarantined
         finally:
             checked.unpersist()
