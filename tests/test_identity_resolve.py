@@ -222,6 +222,9 @@ def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, setti
     assert {t: lh.version("gold", t) for t in versions} == versions
     assert run_resolve(spark, lh, cfg, run_id="r1-skip", incremental=True)["skipped"]
     assert [r.status for r in lh.read("ops", "run_log").where("run_id = 'r1-skip'").collect()] == ["skipped"]
+    monkeypatch.setattr("cdp_lib.identity.resolve._code_fingerprint", lambda: "new resolution code")
+    assert not run_resolve(spark, lh, cfg, run_id="r1-new-code", incremental=True)["skipped"]
+    monkeypatch.undo()
     # a new contact joins Bob and Dan: one merge
     load(contacts_rows() + [
         ("C9", "d@x.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C9|2026-03-02"),

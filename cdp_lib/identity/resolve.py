@@ -17,8 +17,11 @@ split exactly once, under the run whose map made it, however a run is interrupte
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
 import logging
+import pkgutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -148,9 +151,20 @@ OUTPUTS = (("gold", "identity_map"), ("gold", "identity_records"), ("silver", "i
            ("silver", "identity_vertices"))
 
 
+def _code_fingerprint() -> str:
+    """The package version and the source of every identity module (the version alone does not
+    change between commits: new resolution code must not be skipped as "nothing to do")."""
+    import cdp_lib.identity as package
+
+    digest = hashlib.sha256(__version__.encode())
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+        digest.update(inspect.getsource(importlib.import_module(f"cdp_lib.identity.{module}")).encode())
+    return digest.hexdigest()
+
+
 def _fingerprint(lakehouse, cfg: IdentityConfig, inputs: dict[str, int | None]) -> dict:
     return {
-        "code": __version__,
+        "code": _code_fingerprint(),
         "config": hashlib.sha256(cfg.model_dump_json().encode()).hexdigest(),
         "inputs": inputs,
         "outputs": {f"{layer}.{table}": lakehouse.version(layer, table) for layer, table in OUTPUTS},
