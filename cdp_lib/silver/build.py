@@ -58,8 +58,12 @@ def _refs(lakehouse: Lakehouse, entity: EntitySpec) -> dict[str, DataFrame | Non
     return refs
 
 
-def _written_rows(lakehouse: Lakehouse, table: str) -> int:
-    """Rows inserted + updated by the last commit of ``silver.<table>`` (from Delta's metrics)."""
+def _written_rows(lakehouse: Lakehouse, table: str, before: int | None) -> int:
+    """Rows inserted + updated by the commit a write made to ``silver.<table>`` (Delta's metrics);
+    0 when the table is still at version ``before``: a MERGE that changes nothing (rows re-read
+    after a crash) may not commit at all, and the last commit's metrics are then an earlier run's."""
+    if lakehouse.version("silver", table) == before:
+        return 0
     metrics = lakehouse.delta("silver", table).history(1).select("operationMetrics").first()[0] or {}
     if "numOutputRows" in metrics and "numTargetRowsInserted" not in metrics:
         return int(metrics["numOutputRows"])
@@ -134,7 +138,9 @@ def build_entity(
 
         batch = reduce(DataFrame.unionByName, frames)
         checked = batch.transform(with_rule_checks, entity, _refs(lakehouse, entity))
-        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        # On disk, not in storage memory: at 1M people one batch is 9.5M events, and cached in memory
+        # it left the dedupe's sorts too little heap (OutOfMemoryError on a 4 GB driver).
+        checked = checked.persist(StorageLevel.DISK_ONLY)
         try:
             counts = dq_counts(checked, entity)
             spark.createDataFrame(dq_result_rows(run_id, name, entity, counts), DQ_RESULTS_SCHEMA).write.format(
@@ -157,10 +163,7 @@ def build_entity(
                 _write_quarantine(lakehouse, f"{entity.table}_quarantine", bad, full_rebuild)
             watermarks.advance(name, versions)
             run.rows_in = counts["__total"]
-            # A MERGE that changes nothing (rows re-read after a crash) may not commit at all: the
-            # last commit's metrics would then be an earlier run's.
-            changed = lakehouse.version("silver", entity.table) != before
-            run.rows_out = _written_rows(lakehouse, entity.table) if changed else 0
+            run.rows_out = _written_rows(lakehouse, entity.table, before)
             run.rows_quarantined = quarantined
         finally:
             checked.unpersist()
