@@ -24,6 +24,12 @@ setup(
         "phonenumbers==9.0.43",
         "email-validator==2.4.0",
         "rapidfuzz==3.14.6",  # Jaro-Winkler for the identity probabilistic tier
+        # Connected components on the driver (identity graphs up to local_components_max_edges):
+        # edges collected as Arrow, labelled by SciPy's compiled csgraph. (No pandas: with pandas
+        # and pyarrow both present Spark switches every Python UDF to its Arrow path.)
+        "numpy==2.4.6",
+        "pyarrow==26.0.1",
+        "scipy==1.17.1",
     ],
     extras_require={
         "test": [

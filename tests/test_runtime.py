@@ -48,17 +48,21 @@ def test_delta_merge_and_time_travel(spark, fresh_dir):
     assert_df_equality(v0, spark.createDataFrame([(1, "a"), (2, "b")], "id long, v string"), ignore_row_order=True)
 
 
-def test_connected_components_known_graph(spark):
-    # Two chains, a cycle, a long path (diameter 30), a self loop and an isolated vertex.
-    edges = [(1, 2), (2, 3), (3, 1), (10, 11), (11, 12), (5, 5)]
+@pytest.mark.parametrize("local_max_edges", [0, 1000], ids=["distributed", "driver"])
+def test_connected_components_known_graph(spark, local_max_edges):
+    # Two chains, a cycle, a long path (diameter 30), a self loop, an isolated vertex, and
+    # negative ids (vertex ids are xxhash64 values: half of them are negative).
+    edges = [(1, 2), (2, 3), (3, 1), (10, 11), (11, 12), (5, 5), (-2**62, 7), (7, -3)]
     edges += [(100 + i, 101 + i) for i in range(30)]
     edges += [(300, 200), (200, 250)]  # edge order and direction must not matter
     e = spark.createDataFrame(edges, "src long, dst long")
     ids = sorted({v for pair in edges for v in pair} | {42})
     v = spark.createDataFrame([(i,) for i in ids], "id long")
-    actual = connected_components(v, e)
+    actual = connected_components(v, e, local_max_edges=local_max_edges)
 
     def comp(i: int) -> int:
+        if i in (-2**62, 7, -3):
+            return -2**62
         if i in (1, 2, 3):
             return 1
         if i in (10, 11, 12):

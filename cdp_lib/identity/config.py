@@ -133,7 +133,7 @@ class IdentityConfig(StrictModel):
     max_iterations: int = Field(default=100, ge=1)
     # Graphs (or the affected part of an incremental run) with at most this many edges are
     # clustered on the driver (union-find); larger ones by distributed large/small-star rounds.
-    local_components_max_edges: int = Field(default=200_000, ge=0)
+    local_components_max_edges: int = Field(default=10_000_000, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> IdentityConfig:
