@@ -99,16 +99,26 @@ def _kruskal(vertices: list, edges: list, limits: dict[str, int]) -> tuple[dict[
     return {v: find(v) for v in parent}, rejected
 
 
-def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: IdentityConfig) -> tuple:
-    """CC + limit repair on (vertices with vid, kept edges). Returns (assign, rejected keys df, n repaired)."""
+def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: IdentityConfig,
+             closed: bool = False) -> tuple:
+    """CC + limit repair on (vertices with vid, kept edges). Returns (assign, rejected keys df, n repaired).
+
+    ``closed``: every end of a kept edge is one of ``vertices`` (the whole graph), so an end's vertex
+    id is its hash; otherwise (a subgraph) joining the ends to ``vertices`` also drops the edges that
+    leave it.
+    """
     spark = vertices.sparkSession
-    ends = kept.join(
-        vertices.select(F.col("id_type").alias("id_type_a"), F.col("id_value").alias("id_value_a"),
-                        F.col("vid").alias("vid_a")), ["id_type_a", "id_value_a"]
-    ).join(
-        vertices.select(F.col("id_type").alias("id_type_b"), F.col("id_value").alias("id_value_b"),
-                        F.col("vid").alias("vid_b")), ["id_type_b", "id_value_b"]
-    )
+    if closed:
+        ends = kept.withColumns({"vid_a": vertex_id("id_type_a", "id_value_a"),
+                                 "vid_b": vertex_id("id_type_b", "id_value_b")})
+    else:
+        ends = kept.join(
+            vertices.select(F.col("id_type").alias("id_type_a"), F.col("id_value").alias("id_value_a"),
+                            F.col("vid").alias("vid_a")), ["id_type_a", "id_value_a"]
+        ).join(
+            vertices.select(F.col("id_type").alias("id_type_b"), F.col("id_value").alias("id_value_b"),
+                            F.col("vid").alias("vid_b")), ["id_type_b", "id_value_b"]
+        )
     ends = ends.persist()
     comp = connected_components(
         vertices.select(F.col("vid").alias("id")),
@@ -185,7 +195,7 @@ def cluster_graph(vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig) ->
     v = _with_vid(vertices).persist()
     junk = junk_identifiers(edges, cfg.shared_identifier, v).persist()
     kept = _not_junk(edges, junk)
-    assign, rejected, n_bad = _cluster(v, edges, kept, cfg)
+    assign, rejected, n_bad = _cluster(v, edges, kept, cfg, closed=True)
     return ClusterResult(assign, _status(edges, junk, rejected), junk, n_bad)
 
 
