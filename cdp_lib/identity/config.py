@@ -132,7 +132,7 @@ class IdentityConfig(StrictModel):
     max_repair_edges: int = Field(default=2_000_000, ge=1)
     max_iterations: int = Field(default=100, ge=1)
     # Graphs (or the affected part of an incremental run) with at most this many edges are
-    # clustered on the driver (union-find); larger ones by distributed large/small-star rounds.
+    # clustered on the driver (Arrow + SciPy csgraph); larger ones by distributed large/small-star rounds.
     local_components_max_edges: int = Field(default=10_000_000, ge=0)
 
     @model_validator(mode="after")
