@@ -9,12 +9,13 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import GiantComponentError
-from cdp_lib.identity.clustering import cluster_graph, update_clusters
+from cdp_lib.identity.config import IdentityConfig
 from cdp_lib.identity.explain import explain_identifier
 from cdp_lib.identity.resolve import build_graph, resolve_frames, run_resolve
 from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import Lakehouse
 from tests.identity_fixtures import (
+    EVENTS_SCHEMA,
     SHARED_PHONE,
     T0,
     clusters_by_representative,
@@ -75,11 +76,12 @@ def test_edge_status_records_why_edges_were_dropped(spark, resolved):
 def test_record_map_points_records_at_customers(spark, resolved):
     _, _, _, identity_map, record_map, _ = resolved
     cid = {(r.id_type, r.id_value): r.customer_id for r in identity_map.collect()}
+    rows = [("contacts", f"C{i}|2026-03-01", "crm_id", f"C{i}") for i in range(1, 9)] + [
+        ("events", "m1", "user_id", "C1"), ("events", "m2", "anonymous_id", "anon9"),
+        ("aliases", "m3", "anonymous_id", "anon2")]  # the key: the first identifier present, in declared order
     expected = spark.createDataFrame(
-        [("contacts", f"C{i}|2026-03-01", cid[("crm_id", f"C{i}")]) for i in range(1, 9)]
-        + [("events", "m1", cid[("user_id", "C1")]), ("events", "m2", cid[("anonymous_id", "anon9")]),
-           ("aliases", "m3", cid[("anonymous_id", "anon2")])],
-        "source string, record_key string, customer_id string",
+        [(*r, cid[(r[2], r[3])]) for r in rows],
+        "source string, record_key string, key_type string, key_value string, customer_id string",
     )
     assert_df_equality(record_map, expected, ignore_row_order=True, ignore_nullable=True)
 
@@ -158,11 +160,23 @@ def test_second_run_on_same_input_changes_nothing(spark, resolved):
     assert lineage.count() == 0
 
 
-def test_incremental_equals_full_recompute(spark, resolved):
-    cfg, graph, result, _, _, _ = resolved
-    kept_rows = [r for r in contacts_rows() if r[0] not in ("C6", "C8")]
+def _with_probabilistic(cfg: IdentityConfig) -> IdentityConfig:
+    data = cfg.model_dump()
+    data["inputs"][0]["probabilistic"] = True
+    data["probabilistic"] = {
+        "blocking": [["last_name"]], "threshold": 0.9, "prior": 0.01,
+        "m": {"first_name": [0.86, 0.11, 0.03], "last_name": [0.93, 0.05, 0.02], "birth_date": [0.97, 0.02, 0.01]},
+        "u": {"first_name": [0.01, 0.02, 0.97], "last_name": [0.01, 0.01, 0.98], "birth_date": [0.001, 0.002, 0.997]},
+    }
+    return IdentityConfig.model_validate(data)
+
+
+def test_incremental_run_equals_full_run(spark, settings, fresh_dir):
+    """Three days, each resolved incrementally (the last run's graph grown by the day's changes)
+    and from every row against the same previous map: every published table must be the same."""
+    cfg = _with_probabilistic(identity_config())
     c8 = next(r for r in contacts_rows() if r[0] == "C8")
-    batch_contacts = kept_rows + [
+    day1 = [r for r in contacts_rows() if r[0] not in ("C6", "C8")] + [
         # C6 deleted: shared@x.com is on three contacts now, no longer junk (an edge removed, no
         # edge added, and three clusters merge)
         # Dan's record updated with a birth date: no edge changes, only his constrained values
@@ -173,18 +187,54 @@ def test_incremental_equals_full_recompute(spark, resolved):
         # a second birth date on Ann's phone via a new contact -> limit repair inside her cluster
         ("C10", "z@x.com", SHARED_PHONE, date(1999, 9, 9), "Zoe", "Smith", None, None, None, T0.replace(day=2),
          "C10|2026-03-02"),
+        # no identifier in common with Dan's records, his name: the probabilistic tier links them
+        ("C11", "dan@y.com", None, None, "Dan", "Dee", None, None, None, T0.replace(day=2), "C11|2026-03-02"),
     ]
-    batch_events = events_rows() + [("identify", "C7", "anon9", None, T0.replace(day=2), "m4")]
-    graph2 = build_graph(tables(spark, batch_contacts, batch_events), cfg)
-    vertices, edges = graph2.vertices.localCheckpoint(), graph2.edges.localCheckpoint()  # as resolve does
-    full = cluster_graph(vertices, edges, cfg)
-    comp = {r.id_value: r.component for r in full.assign.where("id_type = 'crm_id'").collect()}
-    assert comp["C3"] == comp["C4"] == comp["C5"]  # the scenario happened: the de-junked email merges
-    incr = update_clusters(result.assign, result.edges, vertices, edges, cfg, graph.vertices)
-    assert_df_equality(incr.assign, full.assign, ignore_row_order=True, ignore_nullable=True,
-                       ignore_column_order=True)
-    assert_df_equality(incr.edges, full.edges, ignore_row_order=True, ignore_nullable=True,
-                       ignore_column_order=True)
+    days = [
+        (contacts_rows(), events_rows()),
+        # contacts rewritten (rows deleted and updated: that input is rebuilt); events appended
+        (day1, [("identify", "C7", "anon9", None, T0.replace(day=2), "m4"),  # a new edge
+                ("identify", "C1", "anon1", None, T0.replace(day=2), "m5"),  # an edge seen again
+                ("alias", "C2", None, "anon3", T0.replace(day=2), "m6")]),  # the second input of the table
+        # contacts unchanged (reused), one event appended
+        (None, [("identify", "C11", "anon7", None, T0.replace(day=3), "m7")]),
+    ]
+    lh = Lakehouse(spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(
+        update={"root": str(fresh_dir)})}))
+    modes = []
+    for day, (contacts, events) in enumerate(days):
+        if contacts is not None:
+            tables(spark, contacts)["contacts"].write.format("delta").mode("overwrite").save(
+                lh.path("silver", "contacts"))
+        spark.createDataFrame(events, EVENTS_SCHEMA).write.format("delta").mode(
+            "append" if day else "overwrite").save(lh.path("silver", "events"))
+        before = lh.read("gold", "identity_map").localCheckpoint() if day else None
+        out = run_resolve(spark, lh, cfg, run_id=f"day{day}", incremental=True)
+        modes.append(out.get("inputs"))
+        # the same day resolved from every row, against the same previous map
+        graph = build_graph({i.name: lh.read(*i.table.split(".")) for i in cfg.inputs}, cfg)
+        result, full_map, lineage, records, _ = resolve_frames(graph, cfg, before, f"day{day}", RUN_AT)
+        vertices = graph.vertices.join(result.junk.select("id_type", "id_value", F.lit(True).alias("junk")),
+                                       ["id_type", "id_value"], "left").fillna(False, ["junk"])
+        for layer, table, expected, drop in (
+            ("gold", "identity_map", full_map, ["created_at"]), ("gold", "identity_records", records, []),
+            ("silver", "identity_edges", result.edges, []), ("silver", "identity_vertices", vertices, []),
+            ("silver", "identity_vertex_parts", graph.parts, []),
+        ):
+            assert_df_equality(lh.read(layer, table).drop(*drop), expected.drop(*drop), ignore_row_order=True,
+                               ignore_nullable=True, ignore_column_order=True)
+        published = lh.read("gold", "identity_lineage").where(F.col("run_id") == f"day{day}") if day else lineage
+        assert_df_equality(published.drop("recorded_at"), lineage.drop("recorded_at"), ignore_row_order=True,
+                           ignore_nullable=True)
+        graph.release()
+    assert modes == [None, {"contacts": "rebuild", "events": "insert", "aliases": "insert"},
+                     {"contacts": "same", "events": "insert", "aliases": "insert"}]
+    # the scenarios happened: the de-junked email merges, the tier scored an edge
+    final = lh.read("gold", "identity_map").where("id_type = 'crm_id'")
+    comp = {r.id_value: r.customer_id for r in final.collect()}
+    assert comp["C3"] == comp["C4"] == comp["C5"]
+    assert comp["C11"] == comp["C9"]  # by a scored edge (C11 shares no identifier with anyone)
+    assert lh.read("silver", "identity_edges").where("rule = 'probabilistic' and status = 'kept'").count() > 0
 
 
 def test_explain_gives_shortest_chains(spark, resolved):

@@ -28,7 +28,8 @@ from cdp_lib.identity.config import IdentityConfig
 from cdp_lib.identity.graph import vertex_id
 from cdp_lib.identity.guards import both_directions, constrained_values, junk_identifiers, limit_lookup
 
-__all__ = ["ClusterResult", "cluster_graph", "update_clusters", "STATUS_KEPT", "STATUS_JUNK", "STATUS_LIMIT"]
+__all__ = ["ClusterResult", "cluster_graph", "update_clusters", "symmetric_difference", "STATUS_KEPT",
+           "STATUS_JUNK", "STATUS_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -205,35 +206,35 @@ def update_clusters(
     vertices: DataFrame,
     edges: DataFrame,
     cfg: IdentityConfig,
-    previous_vertices: DataFrame,
+    touched: DataFrame,
+    previous_junk: DataFrame,
 ) -> ClusterResult:
     """Re-cluster only the components a new batch touches; equals :func:`cluster_graph` on the whole graph.
 
-    Touched are the ends of every edge added, removed, re-weighted (priority, score, record
-    count: they order the limit repair) or whose junk status changed, and every identifier added,
-    removed or whose constrained values changed; their previous components are re-clustered
-    whole, with the new identifiers. Everything else keeps its previous component.
+    Re-clustered whole, with the identifiers new to the graph, are the previous components of
+    every ``touched`` identifier (ends of edges added, removed or re-weighted: priority, score and
+    record count order the limit repair; identifiers added, removed or whose constrained values
+    changed: see :func:`builder.build_graph_incremental`) and of both ends of every edge one of
+    whose ends became junk or stopped being junk. Everything else keeps its previous component.
 
     Args:
         previous: last assignment (``id_type``, ``id_value``, ``vid``, ``component``).
         previous_edges: last run's edges with ``status`` (same key columns as ``edges``).
         vertices, edges: the whole graph now (old and new).
-        previous_vertices: last run's vertices (``id_type``, ``id_value``, ``cvals``).
+        touched: ``id_type``, ``id_value``.
+        previous_junk: the last run's junk identifiers (``id_type``, ``id_value``).
     """
     v = _with_vid(vertices).persist()
     junk = junk_identifiers(edges, cfg.shared_identifier, v).persist()  # a cheap aggregation: global
-    sig = [*_EDGE_KEY, "priority", "score", "n_records"]
-    no_rejections = edges.sparkSession.createDataFrame([], _REJECTED_SCHEMA)
-    now_sig = _status(edges, junk, no_rejections).select(*sig, (F.col("status") == STATUS_JUNK).alias("junk"))
-    old_sig = previous_edges.select(*sig, (F.col("status") == STATUS_JUNK).alias("junk"))
-    changed_v = _symmetric_difference(v.select("id_type", "id_value", "cvals"),
-                                      previous_vertices.select("id_type", "id_value", "cvals"))
-    touched = (
-        both_directions(_symmetric_difference(now_sig, old_sig)).select("id_type", "id_value")
-        .unionByName(changed_v.select("id_type", "id_value"))
-        .distinct()
-    )
-    affected_components = touched.join(previous, ["id_type", "id_value"]).select("component").distinct()
+    flipped = symmetric_difference(junk.select("id_type", "id_value"),
+                                    previous_junk.select("id_type", "id_value")).persist()
+    if flipped.take(1):
+        ends = both_directions(edges).select("id_type", "id_value", "n_type", "n_value")
+        near = ends.join(F.broadcast(flipped), ["id_type", "id_value"])
+        touched = touched.unionByName(flipped).unionByName(
+            near.select(F.col("n_type").alias("id_type"), F.col("n_value").alias("id_value")))
+    affected_components = _whole_components(
+        touched.join(previous, ["id_type", "id_value"]).select("component").distinct(), previous, previous_edges)
     affected = (
         previous.join(affected_components, "component").select("id_type", "id_value")
         .unionByName(touched).distinct().persist()
@@ -261,7 +262,42 @@ def update_clusters(
     return ClusterResult(_materialize(merged), _materialize(status), junk, n_bad)
 
 
-def _symmetric_difference(a: DataFrame, b: DataFrame) -> DataFrame:
+def _whole_components(components: DataFrame, previous: DataFrame, previous_edges: DataFrame) -> DataFrame:
+    """``components`` (previous clusters) and every cluster the limit repair had split from the same
+    connected component: the repair decides over a whole component, so it is redone over all of it.
+
+    Clusters of one component are linked by the edges the repair rejected (few: one per split), so
+    they are grouped on the driver.
+    """
+    spark = components.sparkSession
+    ends = previous.select("id_type", "id_value", "component")
+    rejected = (
+        previous_edges.where(F.col("status") == STATUS_LIMIT)
+        .join(ends.toDF("id_type_a", "id_value_a", "c_a"), ["id_type_a", "id_value_a"])
+        .join(ends.toDF("id_type_b", "id_value_b", "c_b"), ["id_type_b", "id_value_b"])
+        .select("c_a", "c_b").distinct().collect()
+    )
+    if not rejected:
+        return components
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for r in rejected:
+        a, b = find(r.c_a), find(r.c_b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups = spark.createDataFrame([(c, find(c)) for c in list(parent)], "component long, grp long")
+    mates = components.join(F.broadcast(groups), "component").select("grp").join(F.broadcast(groups), "grp")
+    return components.unionByName(mates.select("component")).distinct()
+
+
+def symmetric_difference(a: DataFrame, b: DataFrame) -> DataFrame:
     """Rows in exactly one of ``a`` and ``b`` (set semantics, nulls compare equal)."""
     return a.subtract(b).unionByName(b.subtract(a))
 

@@ -66,6 +66,8 @@ class IdentityInput(StrictModel):
             if a not in ATTRIBUTES:
                 raise ValueError(f"attribute {a!r} unknown; expected one of {', '.join(ATTRIBUTES)}")
         for link in self.links:
+            if link.rule == "probabilistic":
+                raise ValueError("rule name 'probabilistic' is reserved for the scored edges of the probabilistic tier")
             for pair in link.pairs:
                 for t in pair:
                     if t not in self.identifiers:

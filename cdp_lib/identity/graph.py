@@ -17,9 +17,13 @@ __all__ = [
     "vertex_id",
     "deterministic_edges",
     "input_vertices",
+    "vertex_parts",
     "merge_vertices",
     "dedupe_edges",
+    "PROBABILISTIC_RULE",
 ]
+
+PROBABILISTIC_RULE = "probabilistic"  # the rule of the scored edges (graph.probabilistic)
 
 EDGE_SCHEMA = T.StructType(
     [
@@ -66,15 +70,20 @@ def _canonical(ta: Column, va: Column, tb: Column, vb: Column) -> list[Column]:
     ]
 
 
-def dedupe_edges(raw: DataFrame) -> DataFrame:
-    """One row per (a, b, rule, source): first evidence, first/last time, record count, best score."""
+def dedupe_edges(rows: DataFrame) -> DataFrame:
+    """One row per (a, b, rule, source): first evidence, first/last time, record count, best score.
+
+    ``rows`` are raw edges (one per record: ``n_records`` 1, ``last_seen_at`` = ``seen_at``) or
+    already deduplicated edges, or both: every aggregate here combines partial aggregates, so an
+    incremental run adds a batch's edges to the last run's with the same function.
+    """
     keys = ["id_type_a", "id_value_a", "id_type_b", "id_value_b", "rule", "source"]
-    return raw.groupBy(*keys).agg(
+    return rows.groupBy(*keys).agg(
         F.min_by("evidence", F.struct(F.coalesce("seen_at", F.lit("9999-12-31").cast("timestamp")), "evidence"))
         .alias("evidence"),
         F.min("seen_at").alias("seen_at"),
-        F.max("seen_at").alias("last_seen_at"),
-        F.count(F.lit(1)).alias("n_records"),
+        F.max("last_seen_at").alias("last_seen_at"),
+        F.sum("n_records").alias("n_records"),
         F.max("score").alias("score"),
         F.max("priority").cast("int").alias("priority"),
     )
@@ -93,17 +102,20 @@ def deterministic_edges(records: DataFrame, inp: IdentityInput) -> DataFrame:
                     F.col("source"),
                     F.col("record_key").alias("evidence"),
                     F.col("seen_at"),
+                    F.col("seen_at").alias("last_seen_at"),
+                    F.lit(1).cast("long").alias("n_records"),
                     F.lit(None).cast("double").alias("score"),
                     F.lit(link.priority).alias("priority"),
                 )
             )
     if not parts:
-        return records.sparkSession.createDataFrame([], EDGE_SCHEMA).drop("last_seen_at", "n_records")
+        return records.sparkSession.createDataFrame([], EDGE_SCHEMA)
     return reduce(DataFrame.unionByName, parts)
 
 
 def input_vertices(records: DataFrame, inp: IdentityInput, cfg: IdentityConfig) -> DataFrame:
-    """Every identifier of one input's records with first/last time and its constrained values."""
+    """Every identifier of one input's records (one row per record and identifier: ``first_seen`` =
+    ``last_seen`` = the record's time) with its constrained values; :func:`vertex_parts` aggregates them."""
     limited = cfg.constrained_keys
     rows = []
     for id_type in inp.identifiers:
@@ -119,17 +131,30 @@ def input_vertices(records: DataFrame, inp: IdentityInput, cfg: IdentityConfig) 
             records.where(v.isNotNull()).select(
                 F.lit(id_type).alias("id_type"),
                 v.alias("id_value"),
-                F.col("seen_at"),
+                F.col("seen_at").alias("first_seen"),
+                F.col("seen_at").alias("last_seen"),
                 F.filter(F.array(*cvals), lambda x: x.isNotNull()).alias("cvals"),
             )
         )
     return reduce(DataFrame.unionByName, rows)
 
 
-def merge_vertices(raw: DataFrame) -> DataFrame:
-    """One row per identifier over all inputs (raw rows: id_type, id_value, seen_at, cvals)."""
-    return raw.groupBy("id_type", "id_value").agg(
-        F.min("seen_at").alias("first_seen"),
-        F.max("seen_at").alias("last_seen"),
+def _vertex_aggregates() -> list[Column]:
+    return [
+        F.min("first_seen").alias("first_seen"),
+        F.max("last_seen").alias("last_seen"),
         F.array_sort(F.array_distinct(F.flatten(F.collect_list("cvals")))).alias("cvals"),
-    )
+    ]
+
+
+def vertex_parts(rows: DataFrame, source: str) -> DataFrame:
+    """One input's share of each vertex (``source``, id_type, id_value, first_seen, last_seen, cvals)
+    from :func:`input_vertices` rows, or from stored parts and new rows together: the aggregates
+    combine, as the edges' do."""
+    return rows.groupBy("id_type", "id_value").agg(*_vertex_aggregates()).select(
+        F.lit(source).alias("source"), "id_type", "id_value", "first_seen", "last_seen", "cvals")
+
+
+def merge_vertices(parts: DataFrame) -> DataFrame:
+    """One row per identifier over all inputs, from every input's :func:`vertex_parts`."""
+    return parts.groupBy("id_type", "id_value").agg(*_vertex_aggregates())

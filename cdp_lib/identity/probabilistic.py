@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cdp_lib.identity.config import ATTRIBUTES, ProbabilisticSettings
+from cdp_lib.identity.graph import PROBABILISTIC_RULE
 
 __all__ = ["comparison_levels", "estimate_u", "probabilistic_edges", "jaro_winkler"]
 
@@ -154,11 +155,13 @@ def probabilistic_edges(records: DataFrame, settings: ProbabilisticSettings, id_
         F.when(a_first, F.col("key_value_l")).otherwise(F.col("key_value_r")).alias("id_value_a"),
         F.when(a_first, F.col("key_type_r")).otherwise(F.col("key_type_l")).alias("id_type_b"),
         F.when(a_first, F.col("key_value_r")).otherwise(F.col("key_value_l")).alias("id_value_b"),
-        F.lit("probabilistic").alias("rule"),
+        F.lit(PROBABILISTIC_RULE).alias("rule"),
         F.col("source_l").alias("source"),
         F.concat_ws(" ~ ", F.concat_ws(":", "source_l", "record_key_l"), F.concat_ws(":", "source_r", "record_key_r"))
         .alias("evidence"),
         F.lit(None).cast("timestamp").alias("seen_at"),
+        F.lit(None).cast("timestamp").alias("last_seen_at"),
+        F.lit(1).cast("long").alias("n_records"),
         F.round("p", 6).alias("score"),
         F.lit(settings.priority).alias("priority"),
     )

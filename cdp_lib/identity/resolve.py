@@ -2,10 +2,11 @@
 
 Writes, only after every guard passed, in this order: the run's lineage rows to
 ``ops.identity_lineage_pending``; ``gold.identity_map`` (its commit tagged ``identity:<run id>``)
-and ``gold.identity_records`` ((source, record_key) -> customer_id; both merged, so only changed
-rows are rewritten); the pending rows into ``gold.identity_lineage`` (insert-if-absent), then the
-pending table emptied; last ``silver.identity_edges`` (every candidate edge with its status) and
-``silver.identity_vertices`` (the graph an incremental run compares itself with).
+and ``gold.identity_records`` ((source, record_key) -> its key identifier and customer_id; both
+merged, so only changed rows are rewritten); the pending rows into ``gold.identity_lineage``
+(insert-if-absent), then the pending table emptied; last the graph an incremental run grows:
+``silver.identity_edges`` (every candidate edge with its status), ``silver.identity_vertices``
+(with the junk flag) and ``silver.identity_vertex_parts`` (each input's share of each vertex).
 
 Two tables cannot commit together, so the merges a run records are parked first: a run that
 dies before its map commit leaves only parked rows, which the next run discards (the merges did
@@ -23,21 +24,24 @@ import json
 import logging
 import pkgutil
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cdp_lib import __version__
+from cdp_lib.identity.builder import (
+    RECORD_COLUMNS,
+    IdentityGraph,
+    PreviousGraph,
+    build_graph,
+    build_graph_incremental,
+)
 from cdp_lib.identity.clustering import ClusterResult, cluster_graph, update_clusters
-from cdp_lib.identity.config import IdentityConfig, validate_columns
-from cdp_lib.identity.graph import dedupe_edges, deterministic_edges, input_vertices, merge_vertices, vertex_id
+from cdp_lib.identity.config import IdentityConfig
+from cdp_lib.identity.graph import vertex_id
 from cdp_lib.identity.guards import check_giant_components
-from cdp_lib.identity.probabilistic import probabilistic_edges
-from cdp_lib.identity.records import to_records
 from cdp_lib.identity.stable_ids import LINEAGE_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import split_table_name
 from cdp_lib.runlog import new_run_id, stage_run
@@ -47,48 +51,6 @@ __all__ = ["IdentityGraph", "build_graph", "resolve_frames", "run_resolve"]
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class IdentityGraph:
-    records: DataFrame  # source, record_key, key_type, key_value (one row per input record)
-    vertices: DataFrame
-    edges: DataFrame
-    figures: dict
-    cached: list = field(default_factory=list)  # persisted inputs, released by :meth:`release`
-
-    def release(self) -> None:
-        for df in self.cached:
-            df.unpersist()
-
-
-def build_graph(tables: dict[str, DataFrame], cfg: IdentityConfig, probabilistic: bool = True) -> IdentityGraph:
-    """Vertices and deduplicated edges from input frames keyed by input name."""
-    recs, raw_edges, raw_vertices, prob_recs, cached = [], [], [], [], []
-    for inp in cfg.inputs:
-        df = tables[inp.name]
-        validate_columns(inp, df.columns)
-        # Edges, vertices, the record map and the probabilistic tier all read the records: on disk
-        # once instead of re-reading and re-normalising the input four times.
-        r = df.transform(to_records, inp, cfg.blocklist).persist(StorageLevel.DISK_ONLY)
-        cached.append(r)
-        recs.append(r.select("source", "record_key", "key_type", "key_value"))
-        raw_edges.append(deterministic_edges(r, inp))
-        raw_vertices.append(input_vertices(r, inp, cfg))
-        if inp.probabilistic:
-            prob_recs.append(r)
-    figures: dict = {}
-    if probabilistic and cfg.probabilistic and cfg.probabilistic.enabled and prob_recs:
-        id_cols = sorted({c for r in prob_recs for c in r.columns if c.startswith("id__")})
-        cols = sorted({c for r in prob_recs for c in r.columns})
-        aligned = [r.select(*[F.col(c) if c in r.columns else F.lit(None).cast("string").alias(c) for c in cols])
-                   for r in prob_recs]
-        pe, figures = probabilistic_edges(reduce(DataFrame.unionByName, aligned), cfg.probabilistic, id_cols)
-        if pe is not None:
-            raw_edges.append(pe)
-    edges = dedupe_edges(reduce(DataFrame.unionByName, raw_edges))
-    vertices = merge_vertices(reduce(DataFrame.unionByName, raw_vertices))
-    return IdentityGraph(reduce(DataFrame.unionByName, recs), vertices, edges, figures, cached)
-
-
 def resolve_frames(
     graph: IdentityGraph,
     cfg: IdentityConfig,
@@ -96,10 +58,11 @@ def resolve_frames(
     run_id: str,
     now: datetime,
     previous_edges: DataFrame | None = None,
-    previous_vertices: DataFrame | None = None,
+    previous_junk: DataFrame | None = None,
 ) -> tuple[ClusterResult, DataFrame, DataFrame, DataFrame, dict]:
-    """Cluster, check, assign ids. Incremental when ``previous_edges`` (with status) and
-    ``previous_vertices`` (the last run's ``silver.identity_edges`` and ``identity_vertices``) are given.
+    """Cluster, check, assign ids. Incremental when the graph was grown from the last run's
+    (``graph.touched`` set) and ``previous_edges`` (with status) and ``previous_junk`` (the last
+    run's ``silver.identity_edges`` and its junk vertices) are given.
 
     Returns (cluster result, identity map, lineage, record map, figures). Raises
     GiantComponentError before anything is returned, so nothing is published.
@@ -108,15 +71,18 @@ def resolve_frames(
     vertices = graph.vertices.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
     edges = graph.edges.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
     graph.vertices, graph.edges = vertices, edges  # materialised: publishing reads them again
+    if graph.touched is not None:
+        graph.touched = graph.touched.localCheckpoint(eager=True)  # small; every later step reads it
     log.info("resolve: identifier graph built in %.0fs", time.monotonic() - started)
-    if previous_edges is not None and previous_vertices is not None and previous_map is not None:
+    incremental = graph.touched is not None and previous_edges is not None and previous_junk is not None
+    if incremental and previous_map is not None:
         prev_assign = previous_map.select(
             "id_type", "id_value", vertex_id("id_type", "id_value").alias("vid"), "customer_id"
         )
         prev_assign = prev_assign.join(
             prev_assign.groupBy("customer_id").agg(F.min("vid").alias("component")), "customer_id"
         ).drop("customer_id")
-        result = update_clusters(prev_assign, previous_edges, vertices, edges, cfg, previous_vertices)
+        result = update_clusters(prev_assign, previous_edges, vertices, edges, cfg, graph.touched, previous_junk)
     else:
         result = cluster_graph(vertices, edges, cfg)
     assign = result.assign.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
@@ -129,7 +95,7 @@ def resolve_frames(
         graph.records.where(F.col("key_value").isNotNull())
         .join(identity_map.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"),
                                   "customer_id"), ["key_type", "key_value"])
-        .select("source", "record_key", "customer_id")
+        .select(*RECORD_COLUMNS, "customer_id")
         .distinct()
     )
     figures.update(graph.figures)
@@ -137,18 +103,23 @@ def resolve_frames(
     return result, identity_map, lineage, record_map, figures
 
 
-def _read_tables(lakehouse, cfg: IdentityConfig) -> dict[str, DataFrame]:
-    out = {}
-    for inp in cfg.inputs:
-        out[inp.name] = lakehouse.read(*split_table_name(inp.table))
-    return out
+def _read_at(lakehouse, table: str, version: int | None = None) -> DataFrame:
+    """``layer.table`` as of ``version`` (pinned: a commit landing during the run is the next run's)."""
+    reader = lakehouse.spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(lakehouse.path(*split_table_name(table)))
+
+
+def _read_tables(lakehouse, cfg: IdentityConfig, versions: dict[str, int | None] | None = None) -> dict[str, DataFrame]:
+    return {inp.name: _read_at(lakehouse, inp.table, (versions or {}).get(inp.table)) for inp in cfg.inputs}
 
 
 PENDING = ("ops", "identity_lineage_pending")
 # What a resolution writes and reads back next time: when these and the inputs are as the last
 # successful run left them, the same code and config would produce exactly the same tables.
 OUTPUTS = (("gold", "identity_map"), ("gold", "identity_records"), ("silver", "identity_edges"),
-           ("silver", "identity_vertices"))
+           ("silver", "identity_vertices"), ("silver", "identity_vertex_parts"))
 
 
 def _code_fingerprint() -> str:
@@ -215,6 +186,24 @@ def _append_once(lakehouse, lineage: DataFrame) -> None:
     )
 
 
+def _previous_graph(lakehouse, last: dict | None, now: dict) -> PreviousGraph | None:
+    """The last run's graph when an incremental run may grow it: that run succeeded with this code
+    and config, and nothing has written its outputs since (a restore, a failed later run)."""
+    if not last or "inputs" not in last or any(last.get(k) != now[k] for k in ("code", "config", "outputs")):
+        return None
+    outputs = now["outputs"]
+    if any(v is None for v in outputs.values()):
+        return None
+
+    def read(layer: str, table: str) -> DataFrame:
+        return _read_at(lakehouse, f"{layer}.{table}", outputs[f"{layer}.{table}"])
+
+    return PreviousGraph(
+        versions=last["inputs"], edges=read("silver", "identity_edges"),
+        parts=read("silver", "identity_vertex_parts"), records=read("gold", "identity_records"),
+    )
+
+
 def run_resolve(
     spark: SparkSession, lakehouse, cfg: IdentityConfig, *, incremental: bool = False, run_id: str | None = None,
     force: bool = False,
@@ -223,33 +212,42 @@ def run_resolve(
 
     Skipped (run-log status ``skipped``, nothing written) when the inputs, the published tables,
     the config and the code are exactly as after the last successful run, unless ``force``.
+    ``incremental``: grow the last run's graph by what the inputs changed since and re-cluster the
+    components it touched (:mod:`cdp_lib.identity.builder`); a full resolution when there is no
+    usable last run.
     """
     run_id = run_id or new_run_id()
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "identity", "identity_map") as run:
         _settle_pending(lakehouse)
-        # Pinned before the inputs are read: a commit landing during the run makes the next one differ.
+        # Pinned before the inputs are read, and read at these versions: a commit landing during
+        # the run is the next run's.
         inputs = {inp.table: lakehouse.version(*split_table_name(inp.table)) for inp in cfg.inputs}
-        last = None if force else _last_fingerprint(lakehouse)
-        if last is not None and last == _fingerprint(lakehouse, cfg, inputs):
+        last = _last_fingerprint(lakehouse)
+        current = _fingerprint(lakehouse, cfg, inputs)
+        if not force and last is not None and last == current:
             run.status, run.details = "skipped", {"fingerprint": last}
             log.info("resolve %s: inputs and outputs unchanged since the last run; nothing to do", run_id)
             return {"run_id": run_id, "skipped": True}
-        graph = build_graph(_read_tables(lakehouse, cfg), cfg)
+        previous = _previous_graph(lakehouse, last, current) if incremental else None
+        if previous is not None:
+            graph = build_graph_incremental(lakehouse, cfg, previous, inputs)
+        else:
+            graph = build_graph(_read_tables(lakehouse, cfg, inputs), cfg)
         previous_map = lakehouse.read("gold", "identity_map") if lakehouse.exists("gold", "identity_map") else None
-        previous_edges = previous_vertices = None
-        if incremental and previous_map is not None and all(
-            lakehouse.exists("silver", t) for t in ("identity_edges", "identity_vertices")
-        ):
-            previous_edges = lakehouse.read("silver", "identity_edges").localCheckpoint()
-            previous_vertices = lakehouse.read("silver", "identity_vertices").localCheckpoint()
+        previous_edges = previous_junk = None
+        if previous is not None:
+            previous_edges = previous.edges
+            previous_junk = _read_at(lakehouse, "silver.identity_vertices",
+                                     current["outputs"]["silver.identity_vertices"]).where("junk")
         if previous_map is not None:
             previous_map = previous_map.localCheckpoint()  # we overwrite the table we read from
         result, identity_map, lineage, record_map, figures = resolve_frames(
-            graph, cfg, previous_map, run_id, now, previous_edges, previous_vertices
+            graph, cfg, previous_map, run_id, now, previous_edges, previous_junk
         )
         edges_out = result.edges.localCheckpoint()
         identity_map = identity_map.localCheckpoint()
+        record_map = record_map.localCheckpoint()  # may be read from the table it is merged into
         lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA) if lineage.take(1) else None
         n_lineage = 0
         if lineage is not None:  # parked before the map: see the module docstring
@@ -260,18 +258,20 @@ def run_resolve(
         # which is what keeps gold's incremental run incremental.
         with lakehouse.commit_tag(_map_tag(run_id)):
             lakehouse.sync(identity_map, "gold", "identity_map", ["id_type", "id_value"])
-        lakehouse.sync(record_map, "gold", "identity_records", ["source", "record_key", "customer_id"])
+        _sync_records(lakehouse, record_map)
         if lineage is not None:
             _append_once(lakehouse, lineage)
             lakehouse.delta(*PENDING).delete()
-        # The graph last: an incremental run re-clusters what differs from it, so a run killed
-        # after the map but before these sees the same differences again and redoes the same work.
-        edges_out.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-            lakehouse.path("silver", "identity_edges"))
-        graph.vertices.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-            lakehouse.path("silver", "identity_vertices"))
-        for layer, table in (("silver", "identity_edges"), ("silver", "identity_vertices"), ("gold", "identity_map"),
-                             ("gold", "identity_records")):
+        # The graph last: an incremental run grows it, so a run killed after the map but before
+        # these (its fingerprint never recorded) makes the next run a full one.
+        junk = result.junk.select("id_type", "id_value", F.lit(True).alias("junk"))
+        vertices_out = graph.vertices.join(junk, ["id_type", "id_value"], "left").fillna(False, ["junk"])
+        parts_out = graph.parts.localCheckpoint()  # may be read from the table it replaces
+        for df, table in ((edges_out, "identity_edges"), (vertices_out, "identity_vertices"),
+                          (parts_out, "identity_vertex_parts")):
+            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+                lakehouse.path("silver", table))
+        for layer, table in OUTPUTS:
             lakehouse.register(layer, table)
         if lakehouse.exists("gold", "identity_lineage"):
             lakehouse.register("gold", "identity_lineage")
@@ -279,9 +279,19 @@ def run_resolve(
         run.rows_in = sum(status.values())
         run.rows_out = figures["identifiers"]
         figures.update({"edges": status, "lineage_rows": n_lineage, "junk_identifiers": result.junk.count(),
-                        "customers": figures["clusters"], "incremental": previous_edges is not None})
+                        "customers": figures["clusters"], "incremental": previous is not None})
         run.details = {**figures, "fingerprint": _fingerprint(lakehouse, cfg, inputs)}
         graph.release()
     log.info("resolve %s: %d identifiers in %d customers", run_id, figures["identifiers"], figures["clusters"])
     return {"run_id": run_id, "skipped": False, **figures}
 
+
+def _sync_records(lakehouse, record_map: DataFrame) -> None:
+    """gold.identity_records (each record's key identifier and customer), merged; a table written
+    before it carried the key identifier is replaced once."""
+    if lakehouse.exists("gold", "identity_records") and "key_type" not in lakehouse.read(
+            "gold", "identity_records").columns:
+        record_map.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            lakehouse.path("gold", "identity_records"))
+        return
+    lakehouse.sync(record_map, "gold", "identity_records", [*RECORD_COLUMNS, "customer_id"])
