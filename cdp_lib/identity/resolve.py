@@ -40,7 +40,7 @@ from cdp_lib.identity.builder import (
 )
 from cdp_lib.identity.clustering import ClusterResult, cluster_graph, update_clusters
 from cdp_lib.identity.config import IdentityConfig
-from cdp_lib.identity.graph import vertex_id
+from cdp_lib.identity.graph import merge_vertices, vertex_id
 from cdp_lib.identity.guards import check_giant_components
 from cdp_lib.identity.stable_ids import LINEAGE_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import split_table_name
@@ -68,6 +68,9 @@ def resolve_frames(
     GiantComponentError before anything is returned, so nothing is published.
     """
     started = time.monotonic()
+    if graph.parts is not None:  # materialised once: the vertices and the published parts both read them
+        graph.parts = graph.parts.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+        graph.vertices = merge_vertices(graph.parts)
     vertices = graph.vertices.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
     edges = graph.edges.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
     graph.vertices, graph.edges = vertices, edges  # materialised: publishing reads them again
@@ -266,7 +269,7 @@ def run_resolve(
         # these (its fingerprint never recorded) makes the next run a full one.
         junk = result.junk.select("id_type", "id_value", F.lit(True).alias("junk"))
         vertices_out = graph.vertices.join(junk, ["id_type", "id_value"], "left").fillna(False, ["junk"])
-        parts_out = graph.parts.localCheckpoint()  # may be read from the table it replaces
+        parts_out = graph.parts  # checkpointed: not read from the table it replaces
         for df, table in ((edges_out, "identity_edges"), (vertices_out, "identity_vertices"),
                           (parts_out, "identity_vertex_parts")):
             df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
