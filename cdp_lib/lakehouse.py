@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from delta.tables import DeltaTable
@@ -63,7 +63,8 @@ class Lakehouse:
     def read(self, layer: str, table: str) -> DataFrame:
         return self.spark.read.format("delta").load(self.path(layer, table))
 
-    def sync(self, df: DataFrame, layer: str, table: str, keys: list[str]) -> int:
+    def sync(self, df: DataFrame, layer: str, table: str, keys: list[str],
+             scope: Callable[[DataFrame], DataFrame] | None = None) -> int:
         """Make the table hold exactly ``df``'s rows (unique on ``keys``); returns rows changed.
 
         A first run writes the table. Later runs compare ``df`` with the table and MERGE only
@@ -72,6 +73,10 @@ class Lakehouse:
         changed: an overwrite would report every row as deleted and re-inserted, and every
         downstream incremental step would redo everything. ``df`` must not be computed lazily
         from this table (checkpoint it first).
+
+        ``scope``: when only some rows can have changed, a filter selecting them (applied to the
+        table's rows; ``df`` holds the new rows of that scope only): rows outside it are neither
+        compared nor touched.
         """
         from pyspark.sql import functions as F
 
@@ -81,7 +86,8 @@ class Lakehouse:
             return self.read(layer, table).count()  # from the commit's statistics, not recomputing df
         values = [c for c in df.columns if c not in keys]
         new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
-        old = self.read(layer, table).select(
+        current = self.read(layer, table)
+        old = (scope(current) if scope is not None else current).select(
             *[F.col(k).alias(f"_k_{k}") for k in keys], *[F.col(c).alias(f"_o_{c}") for c in values],
             F.lit(True).alias("_in_old"),
         )

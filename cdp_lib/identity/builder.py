@@ -19,7 +19,8 @@ The probabilistic tier compares records across its inputs: when any of them chan
 are rebuilt and the scored edges recomputed; otherwise the stored scored edges are reused.
 
 An incremental build also reports the identifiers it *touched*: the ends of every edge added or
-changed and every identifier whose vertex part was added or changed. Their previous components
+changed and every identifier whose vertex part was added or changed (constrained values, first or
+last seen). Their previous components
 are what :func:`clustering.update_clusters` re-clusters; everything else keeps its component.
 """
 
@@ -63,7 +64,7 @@ class IdentityGraph:
     edges: DataFrame
     figures: dict
     parts: DataFrame | None = None  # source, id_type, id_value, first_seen, last_seen, cvals
-    # Incremental builds: identifiers (id_type, id_value) whose edges or constrained values changed.
+    # Incremental builds: identifiers (id_type, id_value) whose edges or vertex parts changed.
     touched: DataFrame | None = None
     cached: list = field(default_factory=list)  # persisted inputs, released by :meth:`release`
 
@@ -165,7 +166,8 @@ def _changed_edges(new: DataFrame, old: DataFrame) -> DataFrame:
 
 
 def _changed_parts(new: DataFrame, old: DataFrame) -> DataFrame:
-    cols = ["id_type", "id_value", "cvals"]
+    # first/last seen too: an incremental run republishes only the affected identifiers' map rows
+    cols = ["id_type", "id_value", "first_seen", "last_seen", "cvals"]
     return symmetric_difference(new.select(*cols), old.select(*cols)).select("id_type", "id_value")
 
 

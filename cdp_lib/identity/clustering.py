@@ -46,6 +46,10 @@ class ClusterResult:
     edges: DataFrame  # the input edges + status
     junk: DataFrame  # id_type, id_value, n_type, n_linked
     repaired_components: int
+    # Incremental runs: the identifiers re-clustered (id_type, id_value); every other kept its cluster.
+    affected: DataFrame | None = None
+    # Incremental runs: filters (map rows, record rows) selecting what publishing compares; set by resolve.
+    scopes: tuple | None = None
 
 
 def _with_vid(vertices: DataFrame) -> DataFrame:
@@ -259,7 +263,7 @@ def update_clusters(
     # Checkpointed: the plans above stack the old and the new graph several times over, and the
     # id assignment and publishing that follow would analyse them again at every step (at 100k
     # people that planning alone exhausted a 4 GB driver heap).
-    return ClusterResult(_materialize(merged), _materialize(status), junk, n_bad)
+    return ClusterResult(_materialize(merged), _materialize(status), junk, n_bad, affected)
 
 
 def _whole_components(components: DataFrame, previous: DataFrame, previous_edges: DataFrame) -> DataFrame:

@@ -64,7 +64,8 @@ def resolve_frames(
     (``graph.touched`` set) and ``previous_edges`` (with status) and ``previous_junk`` (the last
     run's ``silver.identity_edges`` and its junk vertices) are given.
 
-    Returns (cluster result, identity map, lineage, record map, figures). Raises
+    Returns (cluster result, identity map, lineage, record map, figures); in an incremental run the
+    record map holds only the records that can have changed (``result.scopes``). Raises
     GiantComponentError before anything is returned, so nothing is published.
     """
     started = time.monotonic()
@@ -92,10 +93,24 @@ def resolve_frames(
     log.info("resolve: clustered in %.0fs", time.monotonic() - started)
     kept = result.edges.where("status = 'kept'")
     figures = check_giant_components(assign, kept, cfg.giant_component)
-    identity_map, lineage = assign_customer_ids(assign, vertices, previous_map, run_id, now)
+    keys = ["id_type", "id_value"]
+    if result.affected is not None and previous_map is not None:
+        # Only the re-clustered identifiers can change customer, first or last seen: every previous
+        # customer with one of them among its members has all of them there (whole components).
+        affected = result.affected
+        sub_map, lineage = assign_customer_ids(
+            assign.join(affected, keys, "left_semi"), vertices, previous_map.join(affected, keys, "left_semi"),
+            run_id, now)
+        identity_map = previous_map.join(affected, keys, "left_anti").select(*sub_map.columns).unionByName(sub_map)
+    else:
+        identity_map, lineage = assign_customer_ids(assign, vertices, previous_map, run_id, now)
     identity_map = identity_map.persist()
+    records = graph.records
+    if result.affected is not None:
+        result.scopes = _publish_scopes(result.affected, graph.figures.get("inputs", {}))
+        records = result.scopes[1](records)
     record_map = (
-        graph.records.where(F.col("key_value").isNotNull())
+        records.where(F.col("key_value").isNotNull())
         .join(identity_map.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"),
                                   "customer_id"), ["key_type", "key_value"])
         .select(*RECORD_COLUMNS, "customer_id")
@@ -259,9 +274,12 @@ def run_resolve(
             lineage.write.format("delta").mode("overwrite").save(lakehouse.path(*PENDING))
         # Merged, not overwritten: their change feed then names only the customers that changed,
         # which is what keeps gold's incremental run incremental.
+        # An incremental run compares and merges only the rows it can have changed.
+        map_scope, records_scope = result.scopes or (None, None)
         with lakehouse.commit_tag(_map_tag(run_id)):
-            lakehouse.sync(identity_map, "gold", "identity_map", ["id_type", "id_value"])
-        _sync_records(lakehouse, record_map)
+            lakehouse.sync(map_scope(identity_map) if map_scope else identity_map, "gold", "identity_map",
+                           ["id_type", "id_value"], scope=map_scope)
+        _sync_records(lakehouse, record_map, records_scope)
         if lineage is not None:
             _append_once(lakehouse, lineage)
             lakehouse.delta(*PENDING).delete()
@@ -289,7 +307,26 @@ def run_resolve(
     return {"run_id": run_id, "skipped": False, **figures}
 
 
-def _sync_records(lakehouse, record_map: DataFrame) -> None:
+def _publish_scopes(affected: DataFrame, inputs: dict[str, str]):
+    """Filters selecting the map and record rows an incremental run can have changed: the affected
+    identifiers' map rows; the records keyed by one of them, and every record of a rebuilt input
+    (its deleted records are keyed by identifiers that may be unaffected)."""
+    keys = ["id_type", "id_value"]
+    rebuilt = sorted(name for name, kind in inputs.items() if kind == "rebuild")
+    flagged = affected.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"),
+                              F.lit(True).alias("_affected"))
+
+    def map_scope(df: DataFrame) -> DataFrame:
+        return df.join(affected, keys, "left_semi")
+
+    def records_scope(df: DataFrame) -> DataFrame:
+        joined = df.join(F.broadcast(flagged), ["key_type", "key_value"], "left")
+        return joined.where(F.col("_affected") | F.col("source").isin(rebuilt)).select(*df.columns)
+
+    return map_scope, records_scope
+
+
+def _sync_records(lakehouse, record_map: DataFrame, scope=None) -> None:
     """gold.identity_records (each record's key identifier and customer), merged; a table written
     before it carried the key identifier is replaced once."""
     if lakehouse.exists("gold", "identity_records") and "key_type" not in lakehouse.read(
@@ -297,4 +334,4 @@ def _sync_records(lakehouse, record_map: DataFrame) -> None:
         record_map.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
             lakehouse.path("gold", "identity_records"))
         return
-    lakehouse.sync(record_map, "gold", "identity_records", [*RECORD_COLUMNS, "customer_id"])
+    lakehouse.sync(record_map, "gold", "identity_records", [*RECORD_COLUMNS, "customer_id"], scope=scope)
