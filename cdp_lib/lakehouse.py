@@ -60,8 +60,24 @@ class Lakehouse:
     def delta(self, layer: str, table: str) -> DeltaTable:
         return DeltaTable.forPath(self.spark, self.path(layer, table))
 
-    def read(self, layer: str, table: str) -> DataFrame:
-        return self.spark.read.format("delta").load(self.path(layer, table))
+    def read(self, layer: str, table: str, version: int | None = None) -> DataFrame:
+        """The table, or its snapshot at ``version`` (time travel: a run pins what it reads)."""
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(layer, table))
+
+    def changes(self, layer: str, table: str, since: int | None, until: int) -> DataFrame | None:
+        """The Change Data Feed of versions ``(since, until]`` (all versions when ``since`` is None),
+        with ``_change_type``; None when that range is empty."""
+        start = 0 if since is None else since + 1
+        if start > until:
+            return None
+        return (
+            self.spark.read.format("delta").option("readChangeFeed", "true")
+            .option("startingVersion", start).option("endingVersion", until)
+            .load(self.path(layer, table))
+        )
 
     def sync(self, df: DataFrame, layer: str, table: str, keys: list[str],
              scope: Callable[[DataFrame], DataFrame] | None = None) -> int:

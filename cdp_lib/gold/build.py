@@ -173,17 +173,7 @@ def _last_state(lakehouse) -> tuple[datetime, dict[str, int]] | None:
 
 
 def _changes(lakehouse, table: str, since: int | None, until: int) -> DataFrame | None:
-    layer, name = split_table_name(table)
-    start = 0 if since is None else since + 1
-    if start > until:
-        return None
-    return (
-        lakehouse.spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", start)
-        .option("endingVersion", until)
-        .load(lakehouse.path(layer, name))
-    )
+    return lakehouse.changes(*split_table_name(table), since, until)
 
 
 def _touched(

@@ -46,6 +46,7 @@ from cdp_lib.identity.graph import (
 )
 from cdp_lib.identity.probabilistic import probabilistic_edges
 from cdp_lib.identity.records import to_records
+from cdp_lib.lakehouse import split_table_name
 
 __all__ = ["IdentityGraph", "PreviousGraph", "build_graph", "build_graph_incremental", "RECORD_COLUMNS"]
 
@@ -131,14 +132,8 @@ def _change_kind(lakehouse, table: str, since: int | None, until: int, cached: l
         return "same", None
     if since is None or since > until:
         return "rebuild", None
-    from cdp_lib.lakehouse import split_table_name
-
     try:
-        feed = (
-            lakehouse.spark.read.format("delta").option("readChangeFeed", "true")
-            .option("startingVersion", since + 1).option("endingVersion", until)
-            .load(lakehouse.path(*split_table_name(table)))
-        )
+        feed = lakehouse.changes(*split_table_name(table), since, until)
         feed.schema  # noqa: B018 - resolve now: the feed may be off or vacuumed for part of the range
     except Exception as exc:  # no usable change feed: rebuild this input, the result is the same
         log.warning("identity: no change feed for %s %d..%d (%s); input rebuilt", table, since + 1, until,
@@ -175,8 +170,6 @@ def build_graph_incremental(
     lakehouse, cfg: IdentityConfig, previous: PreviousGraph, versions: dict[str, int], probabilistic: bool = True,
 ) -> IdentityGraph:
     """The graph of the inputs at ``versions``, from ``previous`` and the changes since (module docstring)."""
-    from cdp_lib.lakehouse import split_table_name
-
     cached: list = []
     kinds: dict[str, tuple[str, DataFrame | None]] = {}
     for table in dict.fromkeys(inp.table for inp in cfg.inputs):
@@ -210,8 +203,7 @@ def build_graph_incremental(
             parts.append(vertex_parts(old_parts.drop("source").unionByName(new_rows), inp.name))
             touched += [_edge_ends(new_edges), new_rows.select("id_type", "id_value")]
             continue
-        table = lakehouse.spark.read.format("delta").option("versionAsOf", versions[inp.table]).load(
-            lakehouse.path(*split_table_name(inp.table)))
+        table = lakehouse.read(*split_table_name(inp.table), versions[inp.table])
         r = _records(table, inp, cfg, cached)
         if inp.probabilistic:
             prob_recs.append(r)

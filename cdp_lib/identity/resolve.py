@@ -121,16 +121,9 @@ def resolve_frames(
     return result, identity_map, lineage, record_map, figures
 
 
-def _read_at(lakehouse, table: str, version: int | None = None) -> DataFrame:
-    """``layer.table`` as of ``version`` (pinned: a commit landing during the run is the next run's)."""
-    reader = lakehouse.spark.read.format("delta")
-    if version is not None:
-        reader = reader.option("versionAsOf", version)
-    return reader.load(lakehouse.path(*split_table_name(table)))
-
-
 def _read_tables(lakehouse, cfg: IdentityConfig, versions: dict[str, int | None] | None = None) -> dict[str, DataFrame]:
-    return {inp.name: _read_at(lakehouse, inp.table, (versions or {}).get(inp.table)) for inp in cfg.inputs}
+    return {inp.name: lakehouse.read(*split_table_name(inp.table), (versions or {}).get(inp.table))
+            for inp in cfg.inputs}
 
 
 PENDING = ("ops", "identity_lineage_pending")
@@ -214,7 +207,7 @@ def _previous_graph(lakehouse, last: dict | None, now: dict) -> PreviousGraph | 
         return None
 
     def read(layer: str, table: str) -> DataFrame:
-        return _read_at(lakehouse, f"{layer}.{table}", outputs[f"{layer}.{table}"])
+        return lakehouse.read(layer, table, outputs[f"{layer}.{table}"])
 
     return PreviousGraph(
         versions=last["inputs"], edges=read("silver", "identity_edges"),
@@ -256,8 +249,8 @@ def run_resolve(
         previous_edges = previous_junk = None
         if previous is not None:
             previous_edges = previous.edges
-            previous_junk = _read_at(lakehouse, "silver.identity_vertices",
-                                     current["outputs"]["silver.identity_vertices"]).where("junk")
+            previous_junk = lakehouse.read("silver", "identity_vertices",
+                                           current["outputs"]["silver.identity_vertices"]).where("junk")
         if previous_map is not None:
             previous_map = previous_map.localCheckpoint()  # we overwrite the table we read from
         result, identity_map, lineage, record_map, figures = resolve_frames(
