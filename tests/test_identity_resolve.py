@@ -134,8 +134,8 @@ def test_stable_ids_through_merge_and_split(spark):
                                             ("h", 8)]],
         "id_type string, id_value string, component long",
     )
-    vertices = assign.select("id_type", "id_value", F.lit(T0).alias("first_seen"), F.lit(T0).alias("last_seen"))
-    identity_map, lineage = assign_customer_ids(assign, vertices, previous, "run2", RUN_AT)
+    assign = assign.select("*", F.lit(T0).alias("first_seen"), F.lit(T0).alias("last_seen"))
+    identity_map, lineage = assign_customer_ids(assign, previous, "run2", RUN_AT)
     got = {r.id_value: (r.customer_id, r.run_id) for r in identity_map.collect()}
     g_id, h_id = got["g"][0], got["h"][0]
     assert len({g_id, h_id, "X", "Y", "Z"}) == 5

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import CdpError, GiantComponentError
-from cdp_lib.identity.components import connected_components
+from cdp_lib.identity.components import linked_components
 from cdp_lib.identity.config import IdentityConfig
 from cdp_lib.identity.graph import vertex_id
 from cdp_lib.identity.guards import both_directions, constrained_values, junk_identifiers, limit_lookup
@@ -37,12 +37,14 @@ STATUS_KEPT = "kept"
 STATUS_JUNK = "junk_identifier"
 STATUS_LIMIT = "cluster_limit"
 _EDGE_KEY = ["id_type_a", "id_value_a", "id_type_b", "id_value_b", "rule", "source"]
+# An assignment row: the identifier, its vertex id and cluster, and its first/last seen (for the map).
+_ASSIGN = ["id_type", "id_value", "vid", "component", "first_seen", "last_seen"]
 _REJECTED_SCHEMA = ", ".join(f"{k} string" for k in _EDGE_KEY)
 
 
 @dataclass
 class ClusterResult:
-    assign: DataFrame  # id_type, id_value, vid, component (smallest vid of the cluster)
+    assign: DataFrame  # id_type, id_value, vid, component (smallest vid of the cluster), first_seen, last_seen
     edges: DataFrame  # the input edges + status
     junk: DataFrame  # id_type, id_value, n_type, n_linked
     repaired_components: int
@@ -53,7 +55,8 @@ class ClusterResult:
 
 
 def _with_vid(vertices: DataFrame) -> DataFrame:
-    v = vertices.select("id_type", "id_value", "cvals").withColumn("vid", vertex_id("id_type", "id_value"))
+    v = vertices.select("id_type", "id_value", "first_seen", "last_seen", "cvals").withColumn(
+        "vid", vertex_id("id_type", "id_value"))
     clash = v.groupBy("vid").agg(F.count(F.lit(1)).alias("n")).where("n > 1").limit(1).count()
     if clash:
         raise CdpError("identity vertex id collision (xxhash64); report this: it is a one-in-2^64 event")
@@ -106,7 +109,9 @@ def _kruskal(vertices: list, edges: list, limits: dict[str, int]) -> tuple[dict[
 
 def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: IdentityConfig,
              closed: bool = False) -> tuple:
-    """CC + limit repair on (vertices with vid, kept edges). Returns (assign, rejected keys df, n repaired).
+    """CC + limit repair on (vertices with vid, kept edges).
+
+    Returns (assign, rejected keys df, clusters repaired, edges rejected).
 
     ``closed``: every end of a kept edge is one of ``vertices`` (the whole graph), so an end's vertex
     id is its hash; otherwise (a subgraph) joining the ends to ``vertices`` also drops the edges that
@@ -125,16 +130,20 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
                             F.col("vid").alias("vid_b")), ["id_type_b", "id_value_b"]
         )
     ends = ends.persist()
-    comp = connected_components(
-        vertices.select(F.col("vid").alias("id")),
+    linked = linked_components(
         ends.select(F.col("vid_a").alias("src"), F.col("vid_b").alias("dst")),
         max_iterations=cfg.max_iterations,
         local_max_edges=cfg.local_components_max_edges,
     )
-    assign = vertices.join(comp.withColumnRenamed("id", "vid"), "vid").persist()
+    # One join gives every vertex its component; a vertex on no kept edge is its own.
+    assign = (
+        vertices.join(linked.withColumnRenamed("id", "vid"), "vid", "left")
+        .withColumn("component", F.coalesce("component", "vid"))
+        .persist()
+    )
     limits = dict(cfg.max_per_cluster)
     if not limits:
-        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], _REJECTED_SCHEMA), 0
+        return assign.select(*_ASSIGN), spark.createDataFrame([], _REJECTED_SCHEMA), 0, 0
     exploded = constrained_values(assign, "component")
     limit_col = limit_lookup(limits)
     bad = (
@@ -144,7 +153,7 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
     ).persist()
     n_bad = bad.count()
     if n_bad == 0:
-        return assign.select("id_type", "id_value", "vid", "component"), spark.createDataFrame([], _REJECTED_SCHEMA), 0
+        return assign.select(*_ASSIGN), spark.createDataFrame([], _REJECTED_SCHEMA), 0, 0
     bad_vertices = assign.join(F.broadcast(bad), "component")
     bad_edges = ends.join(bad_vertices.select(F.col("vid").alias("vid_a")), "vid_a")
     n_edges = bad_edges.count()
@@ -160,18 +169,29 @@ def _cluster(vertices: DataFrame, edges: DataFrame, kept: DataFrame, cfg: Identi
     relabel = spark.createDataFrame(list(labels.items()), "vid long, new_component long")
     fixed = (
         assign.join(F.broadcast(relabel), "vid", "left")
-        .select("id_type", "id_value", "vid", F.coalesce("new_component", "component").alias("component"))
+        .withColumn("component", F.coalesce("new_component", "component"))
+        .select(*_ASSIGN)
     )
     rejected_df = spark.createDataFrame(sorted(rejected), _REJECTED_SCHEMA)
-    return fixed, rejected_df, n_bad
+    return fixed, rejected_df, n_bad, len(rejected)
 
 
-def _status(edges: DataFrame, junk: DataFrame, rejected: DataFrame) -> DataFrame:
-    ja = junk.select(F.col("id_type").alias("id_type_a"), F.col("id_value").alias("id_value_a"),
-                     F.lit(True).alias("_ja"))
-    jb = junk.select(F.col("id_type").alias("id_type_b"), F.col("id_value").alias("id_value_b"),
-                     F.lit(True).alias("_jb"))
-    r = rejected.withColumn("_rej", F.lit(True))
+# Junk identifiers and limit-rejected edges are few next to the edges (thousands against millions
+# at 1M people): joined to every edge as broadcast hash joins, the edges are scanned, not shuffled.
+# Above this many rows the small side is shuffled like any other join.
+BROADCAST_MAX_ROWS = 1_000_000
+
+
+def _small(df: DataFrame, rows: int) -> DataFrame:
+    return F.broadcast(df) if rows <= BROADCAST_MAX_ROWS else df
+
+
+def _status(edges: DataFrame, junk: DataFrame, rejected: DataFrame, n_junk: int, n_rejected: int) -> DataFrame:
+    ja = _small(junk.select(F.col("id_type").alias("id_type_a"), F.col("id_value").alias("id_value_a"),
+                            F.lit(True).alias("_ja")), n_junk)
+    jb = _small(junk.select(F.col("id_type").alias("id_type_b"), F.col("id_value").alias("id_value_b"),
+                            F.lit(True).alias("_jb")), n_junk)
+    r = _small(rejected.withColumn("_rej", F.lit(True)), n_rejected)
     out = edges.join(ja, ["id_type_a", "id_value_a"], "left").join(jb, ["id_type_b", "id_value_b"], "left")
     out = out.join(r, _EDGE_KEY, "left")
     status = (
@@ -182,11 +202,11 @@ def _status(edges: DataFrame, junk: DataFrame, rejected: DataFrame) -> DataFrame
     return out.withColumn("status", status).drop("_ja", "_jb", "_rej").select(*edges.columns, "status")
 
 
-def _not_junk(edges: DataFrame, junk: DataFrame) -> DataFrame:
+def _not_junk(edges: DataFrame, junk: DataFrame, n_junk: int) -> DataFrame:
     j = junk.select("id_type", "id_value")
     for side in ("a", "b"):
         keys = [f"id_type_{side}", f"id_value_{side}"]
-        edges = edges.join(j.toDF(*keys), keys, "left_anti")
+        edges = edges.join(_small(j.toDF(*keys), n_junk), keys, "left_anti")
     return edges
 
 
@@ -199,9 +219,10 @@ def cluster_graph(vertices: DataFrame, edges: DataFrame, cfg: IdentityConfig) ->
     """
     v = _with_vid(vertices).persist()
     junk = junk_identifiers(edges, cfg.shared_identifier, v).persist()
-    kept = _not_junk(edges, junk)
-    assign, rejected, n_bad = _cluster(v, edges, kept, cfg, closed=True)
-    return ClusterResult(assign, _status(edges, junk, rejected), junk, n_bad)
+    n_junk = junk.count()
+    kept = _not_junk(edges, junk, n_junk)
+    assign, rejected, n_bad, n_rejected = _cluster(v, edges, kept, cfg, closed=True)
+    return ClusterResult(assign, _status(edges, junk, rejected, n_junk, n_rejected), junk, n_bad)
 
 
 def update_clusters(
@@ -248,14 +269,15 @@ def update_clusters(
     sub_v = v.join(affected, ["id_type", "id_value"])
     a = affected.withColumnsRenamed({"id_type": "id_type_a", "id_value": "id_value_a"})
     sub_e = edges.join(a, ["id_type_a", "id_value_a"])
-    kept = _not_junk(sub_e, junk)
-    assign, rejected, n_bad = _cluster(sub_v, sub_e, kept, cfg)
+    n_junk = junk.count()
+    kept = _not_junk(sub_e, junk, n_junk)
+    assign, rejected, n_bad, n_rejected = _cluster(sub_v, sub_e, kept, cfg)
     untouched = previous.join(affected, ["id_type", "id_value"], "left_anti").join(
-        v.select("id_type", "id_value"), ["id_type", "id_value"]
+        v.select("id_type", "id_value", "first_seen", "last_seen"), ["id_type", "id_value"]
     )
-    merged = untouched.select("id_type", "id_value", "vid", "component").unionByName(assign)
+    merged = untouched.select(*_ASSIGN).unionByName(assign.select(*_ASSIGN))
     old_status = previous_edges.select(*_EDGE_KEY, F.col("status").alias("_old"))
-    new_status = _status(sub_e, junk, rejected).select(*_EDGE_KEY, F.col("status").alias("_new"))
+    new_status = _status(sub_e, junk, rejected, n_junk, n_rejected).select(*_EDGE_KEY, F.col("status").alias("_new"))
     status = (
         edges.join(new_status, _EDGE_KEY, "left").join(old_status, _EDGE_KEY, "left")
         .withColumn("status", F.coalesce("_new", "_old", F.lit(STATUS_KEPT))).drop("_new", "_old")

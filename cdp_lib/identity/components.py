@@ -31,7 +31,7 @@ from scipy.sparse.csgraph import connected_components as scipy_components
 
 from cdp_lib.errors import CdpError
 
-__all__ = ["connected_components"]
+__all__ = ["connected_components", "linked_components"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,26 @@ def _driver_components(edges: DataFrame) -> DataFrame:
     return spark.createDataFrame(pa.table({"id": ids.astype(np.int64), "component": component.astype(np.int64)}))
 
 
+def linked_components(edges: DataFrame, *, max_iterations: int = 100, local_max_edges: int = 0) -> DataFrame:
+    """``id``, ``component`` (the smallest id in it) of every vertex on an edge.
+
+    Args:
+        edges: columns ``src``, ``dst`` (long); direction is ignored.
+        max_iterations: safety bound; real graphs converge in far fewer rounds.
+        local_max_edges: graphs with at most this many distinct edges are solved on the driver.
+
+    Needs a checkpoint directory set on the SparkContext (distributed path).
+    """
+    if local_max_edges > 0:
+        # Counted, not collected, first: a graph over the bound is never pulled to the driver.
+        # Duplicates and self loops count but do not change the answer.
+        n_edges = edges.count()
+        if n_edges <= local_max_edges:
+            log.debug("connected components: %d edges solved on the driver", n_edges)
+            return _driver_components(edges)
+    return _star_components(edges, max_iterations)
+
+
 def connected_components(
     vertices: DataFrame,
     edges: DataFrame,
@@ -108,24 +128,12 @@ def connected_components(
 
     Args:
         vertices: one column ``id`` (long). Vertices without edges are their own component.
-        edges: columns ``src``, ``dst`` (long); direction is ignored.
-        max_iterations: safety bound; real graphs converge in far fewer rounds.
-        local_max_edges: graphs with at most this many distinct edges are solved on the driver.
+        edges, max_iterations, local_max_edges: see :func:`linked_components`.
 
     Returns:
         ``id``, ``component`` where ``component`` is the smallest id in the component.
-        Needs a checkpoint directory set on the SparkContext (distributed path).
     """
-    linked = None
-    if local_max_edges > 0:
-        # Counted, not collected, first: a graph over the bound is never pulled to the driver.
-        # Duplicates and self loops count but do not change the answer.
-        n_edges = edges.count()
-        if n_edges <= local_max_edges:
-            linked = _driver_components(edges)
-            log.debug("connected components: %d edges solved on the driver", n_edges)
-    if linked is None:
-        linked = _star_components(edges, max_iterations)
+    linked = linked_components(edges, max_iterations=max_iterations, local_max_edges=local_max_edges)
     return (
         vertices.select("id")
         .distinct()

@@ -63,18 +63,20 @@ def junk_identifiers(edges: DataFrame, guard: SharedIdentifierGuard, vertices: D
     (``n_type`` is the key; needs ``vertices`` with ``cvals``). Computed on the whole graph, so
     an incremental run and a full one agree.
     """
-    both = both_directions(edges)
+    # Each linked pair once (several rules and sources may link the same two identifiers): the
+    # counts below are then plain counts, not distinct counts over every edge.
+    pairs = edges.select("id_type_a", "id_value_a", "id_type_b", "id_value_b").distinct()
+    both = both_directions(pairs)
     nb = both.where(F.col("n_type").isin(guard.strong_types) & (F.col("n_type") != F.col("id_type")))
     counts = (
-        nb.groupBy("id_type", "id_value", "n_type").agg(F.countDistinct("n_value").alias("n_linked"))
+        nb.groupBy("id_type", "id_value", "n_type").agg(F.count(F.lit(1)).alias("n_linked"))
         .where(F.col("n_linked") > guard.max_links)
     )
     if guard.max_linked_values and vertices is not None:
         named = vertices.select("cvals", F.col("id_type").alias("n_type"), F.col("id_value").alias("n_value"))
         values = constrained_values(named, "n_type", "n_value").where(F.col("k").isin(list(guard.max_linked_values)))
         linked = (
-            both.select("id_type", "id_value", "n_type", "n_value").distinct()
-            .join(values, ["n_type", "n_value"])
+            both.join(values, ["n_type", "n_value"])
             .groupBy("id_type", "id_value", "k").agg(F.countDistinct("v").alias("n_linked"))
             .where(F.col("n_linked") > limit_lookup(guard.max_linked_values)[F.col("k")])
             .select("id_type", "id_value", F.col("k").alias("n_type"), "n_linked")

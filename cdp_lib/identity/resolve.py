@@ -99,11 +99,10 @@ def resolve_frames(
         # customer with one of them among its members has all of them there (whole components).
         affected = result.affected
         sub_map, lineage = assign_customer_ids(
-            assign.join(affected, keys, "left_semi"), vertices, previous_map.join(affected, keys, "left_semi"),
-            run_id, now)
+            assign.join(affected, keys, "left_semi"), previous_map.join(affected, keys, "left_semi"), run_id, now)
         identity_map = previous_map.join(affected, keys, "left_anti").select(*sub_map.columns).unionByName(sub_map)
     else:
-        identity_map, lineage = assign_customer_ids(assign, vertices, previous_map, run_id, now)
+        identity_map, lineage = assign_customer_ids(assign, previous_map, run_id, now)
     identity_map = identity_map.persist()
     records = graph.records
     if result.affected is not None:
@@ -279,7 +278,7 @@ def run_resolve(
         # The graph last: an incremental run grows it, so a run killed after the map but before
         # these (its fingerprint never recorded) makes the next run a full one.
         junk = result.junk.select("id_type", "id_value", F.lit(True).alias("junk"))
-        vertices_out = graph.vertices.join(junk, ["id_type", "id_value"], "left").fillna(False, ["junk"])
+        vertices_out = graph.vertices.join(F.broadcast(junk), ["id_type", "id_value"], "left").fillna(False, ["junk"])
         parts_out = graph.parts  # checkpointed: not read from the table it replaces
         for df, table in ((edges_out, "identity_edges"), (vertices_out, "identity_vertices"),
                           (parts_out, "identity_vertex_parts")):

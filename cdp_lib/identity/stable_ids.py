@@ -43,13 +43,13 @@ LINEAGE_SCHEMA = T.StructType(
 
 
 def assign_customer_ids(
-    assign: DataFrame, vertices: DataFrame, previous: DataFrame | None, run_id: str, now: datetime
+    assign: DataFrame, previous: DataFrame | None, run_id: str, now: datetime
 ) -> tuple[DataFrame, DataFrame]:
     """Customer ids for the clusters of this run.
 
     Args:
-        assign: ``id_type``, ``id_value``, ``component`` (any grouping key of the new clusters).
-        vertices: ``id_type``, ``id_value``, ``first_seen``, ``last_seen``.
+        assign: ``id_type``, ``id_value``, ``component`` (any grouping key of the new clusters),
+            ``first_seen``, ``last_seen`` (the identifier's, from the graph).
         previous: the last gold.identity_map (:data:`MAP_SCHEMA`) or None on the first run.
 
     Returns:
@@ -64,7 +64,8 @@ def assign_customer_ids(
         F.col("first_seen").alias("prev_first"), F.col("run_id").alias("prev_run"),
         F.col("created_at").alias("prev_created"),
     )
-    j = assign.select("id_type", "id_value", "component").join(prev, ["id_type", "id_value"], "left").persist()
+    j = assign.select("id_type", "id_value", "component", "first_seen", "last_seen").join(
+        prev, ["id_type", "id_value"], "left").persist()
     parts = (
         j.where(F.col("prev_cid").isNotNull())
         .groupBy("component", "prev_cid")
@@ -97,7 +98,6 @@ def assign_customer_ids(
     changed = F.col("prev_cid").isNull() | (F.col("prev_cid") != F.col("customer_id"))
     identity_map = (
         j.join(ids, "component")
-        .join(vertices.select("id_type", "id_value", "first_seen", "last_seen"), ["id_type", "id_value"], "left")
         .select(
             "id_type", "id_value", "customer_id",
             F.least("first_seen", "prev_first").alias("first_seen"),
