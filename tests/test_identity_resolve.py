@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from cdp_lib.errors import GiantComponentError
 from cdp_lib.identity.config import IdentityConfig
 from cdp_lib.identity.explain import explain_identifier
-from cdp_lib.identity.resolve import build_graph, resolve_frames, run_resolve
+from cdp_lib.identity.resolve import build_graph, record_customers, resolve_frames, run_resolve
 from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import Lakehouse
 from tests.identity_fixtures import (
@@ -32,8 +32,8 @@ RUN_AT = datetime(2026, 3, 2, 0, 0)
 def resolved(spark):
     cfg = identity_config()
     graph = build_graph(tables(spark), cfg)
-    result, identity_map, lineage, record_map, figures = resolve_frames(graph, cfg, None, "run1", RUN_AT)
-    return cfg, graph, result, identity_map.localCheckpoint(), record_map, figures
+    result, identity_map, lineage, records, figures = resolve_frames(graph, cfg, None, "run1", RUN_AT)
+    return cfg, graph, result, identity_map.localCheckpoint(), records, figures
 
 
 def test_clusters_respect_every_guard(spark, resolved):
@@ -73,17 +73,20 @@ def test_edge_status_records_why_edges_were_dropped(spark, resolved):
     assert figures["repaired_clusters"] == 1
 
 
-def test_record_map_points_records_at_customers(spark, resolved):
-    _, _, _, identity_map, record_map, _ = resolved
+def test_records_point_at_their_key_identifier_and_customer(spark, resolved):
+    _, _, _, identity_map, records, _ = resolved
     cid = {(r.id_type, r.id_value): r.customer_id for r in identity_map.collect()}
     rows = [("contacts", f"C{i}|2026-03-01", "crm_id", f"C{i}") for i in range(1, 9)] + [
         ("events", "m1", "user_id", "C1"), ("events", "m2", "anonymous_id", "anon9"),
         ("aliases", "m3", "anonymous_id", "anon2")]  # the key: the first identifier present, in declared order
-    expected = spark.createDataFrame(
+    expected = spark.createDataFrame(rows, "source string, record_key string, key_type string, key_value string")
+    assert_df_equality(records, expected, ignore_row_order=True, ignore_nullable=True)
+    expected_customers = spark.createDataFrame(
         [(*r, cid[(r[2], r[3])]) for r in rows],
         "source string, record_key string, key_type string, key_value string, customer_id string",
     )
-    assert_df_equality(record_map, expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(record_customers(records, identity_map), expected_customers, ignore_row_order=True,
+                       ignore_nullable=True)
 
 
 def test_household_identifier_links_nothing(spark):

@@ -67,6 +67,8 @@ class IdentityGraph:
     parts: DataFrame | None = None  # source, id_type, id_value, first_seen, last_seen, cvals
     # Incremental builds: identifiers (id_type, id_value) whose edges or vertex parts changed.
     touched: DataFrame | None = None
+    # Incremental builds: the records of inputs appended to (the new rows) or rebuilt (all of them).
+    changed_records: DataFrame | None = None
     cached: list = field(default_factory=list)  # persisted inputs, released by :meth:`release`
 
     def release(self) -> None:
@@ -81,7 +83,7 @@ class PreviousGraph:
     versions: dict[str, int]  # input table -> the version that run read
     edges: DataFrame  # silver.identity_edges (with status)
     parts: DataFrame  # silver.identity_vertex_parts
-    records: DataFrame  # gold.identity_records (RECORD_COLUMNS + customer_id)
+    records: DataFrame  # gold.identity_records (RECORD_COLUMNS)
 
 
 def _records(df: DataFrame, inp: IdentityInput, cfg: IdentityConfig, cached: list) -> DataFrame:
@@ -179,7 +181,7 @@ def build_graph_incremental(
     redo_scored = any(kinds[inp.table][0] != "same" for inp in prob_inputs)
 
     stored_edges = previous.edges.where(F.col("rule") != PROBABILISTIC_RULE).drop("status")
-    recs, edges, parts, touched, prob_recs = [], [], [], [], []
+    recs, edges, parts, touched, prob_recs, changed_recs = [], [], [], [], [], []
     mode = {}
     for inp in cfg.inputs:
         kind, inserted = kinds[inp.table]
@@ -198,7 +200,9 @@ def build_graph_incremental(
             r = _records(inserted, inp, cfg, cached)
             new_edges = deterministic_edges(r, inp)
             new_rows = input_vertices(r, inp, cfg)
-            recs.append(old_recs.unionByName(r.select(*RECORD_COLUMNS).where(F.col("key_value").isNotNull())))
+            new_recs = r.select(*RECORD_COLUMNS).where(F.col("key_value").isNotNull())
+            recs.append(old_recs.unionByName(new_recs))
+            changed_recs.append(new_recs)
             edges.append(dedupe_edges(old_edges.unionByName(new_edges)))
             parts.append(vertex_parts(old_parts.drop("source").unionByName(new_rows), inp.name))
             touched += [_edge_ends(new_edges), new_rows.select("id_type", "id_value")]
@@ -211,6 +215,7 @@ def build_graph_incremental(
         new_edges = _materialize(dedupe_edges(deterministic_edges(r, inp)))
         new_parts = _materialize(vertex_parts(input_vertices(r, inp, cfg), inp.name))
         recs.append(r.select(*RECORD_COLUMNS))
+        changed_recs.append(r.select(*RECORD_COLUMNS))
         edges.append(new_edges)
         parts.append(new_parts)
         touched += [_changed_edges(new_edges, old_edges), _changed_parts(new_parts, old_parts)]
@@ -236,7 +241,9 @@ def build_graph_incremental(
     spark = lakehouse.spark
     touched_ids = (reduce(DataFrame.unionByName, touched) if touched
                    else spark.createDataFrame([], "id_type string, id_value string")).distinct()
+    changed_records = (reduce(DataFrame.unionByName, changed_recs) if changed_recs
+                       else spark.createDataFrame([], ", ".join(f"{c} string" for c in RECORD_COLUMNS)))
     return IdentityGraph(
         reduce(DataFrame.unionByName, recs), merge_vertices(all_parts), reduce(DataFrame.unionByName, edges),
-        figures, parts=all_parts, touched=touched_ids, cached=cached,
+        figures, parts=all_parts, touched=touched_ids, changed_records=changed_records, cached=cached,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
@@ -50,8 +51,8 @@ class ClusterResult:
     repaired_components: int
     # Incremental runs: the identifiers re-clustered (id_type, id_value); every other kept its cluster.
     affected: DataFrame | None = None
-    # Incremental runs: filters (map rows, record rows) selecting what publishing compares; set by resolve.
-    scopes: tuple | None = None
+    # Incremental runs: a filter selecting the map rows publishing compares (the affected ones); set by resolve.
+    map_scope: Callable[[DataFrame], DataFrame] | None = None
 
 
 def _with_vid(vertices: DataFrame) -> DataFrame:

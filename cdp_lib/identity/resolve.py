@@ -1,12 +1,13 @@
 """The resolve stage: inputs -> graph -> guarded clusters -> stable ids -> tables.
 
 Writes, only after every guard passed, in this order: the run's lineage rows to
-``ops.identity_lineage_pending``; ``gold.identity_map`` (its commit tagged ``identity:<run id>``)
-and ``gold.identity_records`` ((source, record_key) -> its key identifier and customer_id; both
+``ops.identity_lineage_pending``; ``gold.identity_map`` (its commit tagged ``identity:<run id>``,
 merged, so only changed rows are rewritten); the pending rows into ``gold.identity_lineage``
 (insert-if-absent), then the pending table emptied; last the graph an incremental run grows:
-``silver.identity_edges`` (every candidate edge with its status), ``silver.identity_vertices``
-(with the junk flag) and ``silver.identity_vertex_parts`` (each input's share of each vertex).
+``gold.identity_records`` (each input record's key identifier: its customer is that identifier's
+map row), ``silver.identity_edges`` (every candidate edge with its status),
+``silver.identity_vertices`` (with the junk flag) and ``silver.identity_vertex_parts`` (each
+input's share of each vertex).
 
 Two tables cannot commit together, so the merges a run records are parked first: a run that
 dies before its map commit leaves only parked rows, which the next run discards (the merges did
@@ -46,7 +47,7 @@ from cdp_lib.identity.stable_ids import LINEAGE_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import split_table_name
 from cdp_lib.runlog import new_run_id, stage_run
 
-__all__ = ["IdentityGraph", "build_graph", "resolve_frames", "run_resolve"]
+__all__ = ["IdentityGraph", "build_graph", "resolve_frames", "run_resolve", "record_customers"]
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,10 @@ def resolve_frames(
     (``graph.touched`` set) and ``previous_edges`` (with status) and ``previous_junk`` (the last
     run's ``silver.identity_edges`` and its junk vertices) are given.
 
-    Returns (cluster result, identity map, lineage, record map, figures); in an incremental run the
-    record map holds only the records that can have changed (``result.scopes``). Raises
-    GiantComponentError before anything is returned, so nothing is published.
+    Returns (cluster result, identity map, lineage, records, figures): ``records`` is every input
+    record with a key identifier (:data:`RECORD_COLUMNS`, the rows of ``gold.identity_records``;
+    :func:`record_customers` gives their customers). Raises GiantComponentError before anything
+    is returned, so nothing is published.
     """
     started = time.monotonic()
     if graph.parts is not None:  # materialised once: the vertices and the published parts both read them
@@ -101,23 +103,14 @@ def resolve_frames(
         sub_map, lineage = assign_customer_ids(
             assign.join(affected, keys, "left_semi"), previous_map.join(affected, keys, "left_semi"), run_id, now)
         identity_map = previous_map.join(affected, keys, "left_anti").select(*sub_map.columns).unionByName(sub_map)
+        result.map_scope = lambda df: df.join(affected, keys, "left_semi")
     else:
         identity_map, lineage = assign_customer_ids(assign, previous_map, run_id, now)
     identity_map = identity_map.persist()
-    records = graph.records
-    if result.affected is not None:
-        result.scopes = _publish_scopes(result.affected, graph.figures.get("inputs", {}))
-        records = result.scopes[1](records)
-    record_map = (
-        records.where(F.col("key_value").isNotNull())
-        .join(identity_map.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"),
-                                  "customer_id"), ["key_type", "key_value"])
-        .select(*RECORD_COLUMNS, "customer_id")
-        .distinct()
-    )
+    records = graph.records.where(F.col("key_value").isNotNull()).select(*RECORD_COLUMNS)
     figures.update(graph.figures)
     figures["repaired_clusters"] = result.repaired_components
-    return result, identity_map, lineage, record_map, figures
+    return result, identity_map, lineage, records, figures
 
 
 def _read_tables(lakehouse, cfg: IdentityConfig, versions: dict[str, int | None] | None = None) -> dict[str, DataFrame]:
@@ -252,26 +245,24 @@ def run_resolve(
                                            current["outputs"]["silver.identity_vertices"]).where("junk")
         if previous_map is not None:
             previous_map = previous_map.localCheckpoint()  # we overwrite the table we read from
-        result, identity_map, lineage, record_map, figures = resolve_frames(
+        result, identity_map, lineage, records, figures = resolve_frames(
             graph, cfg, previous_map, run_id, now, previous_edges, previous_junk
         )
         edges_out = result.edges.localCheckpoint()
         identity_map = identity_map.localCheckpoint()
-        record_map = record_map.localCheckpoint()  # may be read from the table it is merged into
         lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA) if lineage.take(1) else None
         n_lineage = 0
         if lineage is not None:  # parked before the map: see the module docstring
             lineage = lineage.localCheckpoint()
             n_lineage = lineage.count()
             lineage.write.format("delta").mode("overwrite").save(lakehouse.path(*PENDING))
-        # Merged, not overwritten: their change feed then names only the customers that changed,
+        # Merged, not overwritten: its change feed then names only the customers that changed,
         # which is what keeps gold's incremental run incremental.
         # An incremental run compares and merges only the rows it can have changed.
-        map_scope, records_scope = result.scopes or (None, None)
+        map_scope = result.map_scope
         with lakehouse.commit_tag(_map_tag(run_id)):
             lakehouse.sync(map_scope(identity_map) if map_scope else identity_map, "gold", "identity_map",
                            ["id_type", "id_value"], scope=map_scope)
-        _sync_records(lakehouse, record_map, records_scope)
         if lineage is not None:
             _append_once(lakehouse, lineage)
             lakehouse.delta(*PENDING).delete()
@@ -280,6 +271,7 @@ def run_resolve(
         junk = result.junk.select("id_type", "id_value", F.lit(True).alias("junk"))
         vertices_out = graph.vertices.join(F.broadcast(junk), ["id_type", "id_value"], "left").fillna(False, ["junk"])
         parts_out = graph.parts  # checkpointed: not read from the table it replaces
+        _publish_records(lakehouse, records, graph)
         for df, table in ((edges_out, "identity_edges"), (vertices_out, "identity_vertices"),
                           (parts_out, "identity_vertex_parts")):
             df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
@@ -299,31 +291,35 @@ def run_resolve(
     return {"run_id": run_id, "skipped": False, **figures}
 
 
-def _publish_scopes(affected: DataFrame, inputs: dict[str, str]):
-    """Filters selecting the map and record rows an incremental run can have changed: the affected
-    identifiers' map rows; the records keyed by one of them, and every record of a rebuilt input
-    (its deleted records are keyed by identifiers that may be unaffected)."""
-    keys = ["id_type", "id_value"]
-    rebuilt = sorted(name for name, kind in inputs.items() if kind == "rebuild")
-    flagged = affected.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"),
-                              F.lit(True).alias("_affected"))
-
-    def map_scope(df: DataFrame) -> DataFrame:
-        return df.join(affected, keys, "left_semi")
-
-    def records_scope(df: DataFrame) -> DataFrame:
-        joined = df.join(F.broadcast(flagged), ["key_type", "key_value"], "left")
-        return joined.where(F.col("_affected") | F.col("source").isin(rebuilt)).select(*df.columns)
-
-    return map_scope, records_scope
-
-
-def _sync_records(lakehouse, record_map: DataFrame, scope=None) -> None:
-    """gold.identity_records (each record's key identifier and customer), merged; a table written
-    before it carried the key identifier is replaced once."""
-    if lakehouse.exists("gold", "identity_records") and "key_type" not in lakehouse.read(
-            "gold", "identity_records").columns:
-        record_map.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+def _publish_records(lakehouse, records: DataFrame, graph: IdentityGraph) -> None:
+    """gold.identity_records: written whole by a full run; an incremental one inserts the records
+    its inputs added and deletes those a rebuilt input no longer has (one commit)."""
+    exists = lakehouse.exists("gold", "identity_records")
+    if graph.changed_records is None or not exists or lakehouse.read(
+            "gold", "identity_records").columns != RECORD_COLUMNS:
+        records.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
             lakehouse.path("gold", "identity_records"))
         return
-    lakehouse.sync(record_map, "gold", "identity_records", [*RECORD_COLUMNS, "customer_id"], scope=scope)
+    modes = graph.figures.get("inputs", {})
+    if all(kind == "same" for kind in modes.values()):
+        return
+    rebuilt = sorted(name for name, kind in modes.items() if kind == "rebuild")
+    changed = graph.changed_records.where(F.col("key_value").isNotNull()).select(*RECORD_COLUMNS)
+    merge = (
+        lakehouse.delta("gold", "identity_records").alias("t")
+        .merge(changed.alias("s"), " and ".join(f"t.{k} <=> s.{k}" for k in RECORD_COLUMNS))
+        .whenNotMatchedInsertAll()
+    )
+    if rebuilt:
+        merge = merge.whenNotMatchedBySourceDelete(condition=F.col("t.source").isin(rebuilt))
+    merge.execute()
+
+
+def record_customers(records: DataFrame, identity_map: DataFrame) -> DataFrame:
+    """Each record's customer (``source``, ``record_key``, ``customer_id``): ``gold.identity_records``
+    joined to ``gold.identity_map`` by its key identifier. Customer ids live in the map only, so a
+    merge or split rewrites map rows, never the records behind them."""
+    return records.join(
+        identity_map.select(F.col("id_type").alias("key_type"), F.col("id_value").alias("key_value"), "customer_id"),
+        ["key_type", "key_value"],
+    ).select(*RECORD_COLUMNS, "customer_id")
