@@ -9,8 +9,9 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import GiantComponentError
-from cdp_lib.identity.config import IdentityConfig
+from cdp_lib.identity.config import IdentityConfig, ProbabilisticSettings
 from cdp_lib.identity.explain import explain_identifier
+from cdp_lib.identity.probabilistic import estimate_u
 from cdp_lib.identity.resolve import build_graph, record_customers, resolve_frames, run_resolve
 from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import Lakehouse
@@ -338,3 +339,21 @@ def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, setti
     run_resolve(spark, lh, cfg, run_id="r6", incremental=True)
     assert (lineage_of("r5"), lineage_of("r6")) == (["merge"], [])
     assert lh.read("ops", "identity_lineage_pending").count() == 0
+
+
+def test_u_estimate_does_not_depend_on_partitioning(spark):
+    """The u-probabilities (and so every score) are a function of the records, not of how Spark
+    happened to split them: the same records in 1 or 7 partitions give the same estimate."""
+    names = ["ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lou"]
+    rows = [(i, "contacts", f"R{i}", "crm_id", f"C{i}", [f"crm_id=C{i}"], names[i % 12], names[(i * 7) % 11])
+            for i in range(600)]
+    recs = spark.createDataFrame(
+        rows, "rid long, source string, record_key string, key_type string, key_value string, "
+              "ids array<string>, first_name string, last_name string")
+    settings = ProbabilisticSettings(blocking=[["last_name"]], m={"first_name": [0.9, 0.05, 0.05],
+                                                                 "last_name": [0.9, 0.05, 0.05]},
+                                     u_sample_pairs=1000)
+    attrs = ["first_name", "last_name"]
+    one = estimate_u(recs.coalesce(1), attrs, settings)
+    assert estimate_u(recs.repartition(7, "record_key"), attrs, settings) == one
+    assert estimate_u(recs.orderBy(F.desc("rid")).coalesce(1), attrs, settings) == one

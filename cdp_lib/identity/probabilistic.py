@@ -83,9 +83,15 @@ def estimate_u(recs: DataFrame, attrs: list[str], settings: ProbabilisticSetting
     if n < 2:
         return {a: [0.01, 0.05, 0.94] for a in attrs}
     k = max(2, min(n, int(math.sqrt(settings.u_sample_pairs))))
-    frac = min(1.0, 1.2 * k / n)
-    left = _side(recs.sample(fraction=frac, seed=settings.seed).limit(k), "l", attrs)
-    right = _side(recs.sample(fraction=frac, seed=settings.seed + 1).limit(k), "r", attrs)
+
+    def sample(seed: int) -> DataFrame:
+        # The k records of smallest seeded hash: the same records whatever the partitioning (a
+        # sample + limit takes whichever rows reach the limit first, so u, the scores and the
+        # scored edges could differ between two runs over the same records).
+        return recs.orderBy(F.xxhash64("rid", F.lit(seed)), "rid").limit(k)
+
+    left = _side(sample(settings.seed), "l", attrs)
+    right = _side(sample(settings.seed + 1), "r", attrs)
     pairs = comparison_levels(left.crossJoin(right).where(F.col("rid_l") != F.col("rid_r")), attrs)
     aggs = [F.count(F.when(F.col(f"lvl_{a}") == lvl, 1)).alias(f"{a}__{lvl}") for a in attrs for lvl in range(3)]
     row = pairs.agg(*aggs).first().asDict()
