@@ -316,7 +316,7 @@ def _publish_records(lakehouse, records: DataFrame, graph: IdentityGraph) -> Non
 
 
 def record_customers(records: DataFrame, identity_map: DataFrame) -> DataFrame:
-    """Each record's customer (``source``, ``record_key``, ``customer_id``): ``gold.identity_records``
+    """Each record's customer (:data:`RECORD_COLUMNS` + ``customer_id``): ``gold.identity_records``
     joined to ``gold.identity_map`` by its key identifier. Customer ids live in the map only, so a
     merge or split rewrites map rows, never the records behind them."""
     return records.join(
