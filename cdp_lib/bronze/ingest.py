@@ -6,9 +6,11 @@ Per source and run, one *batch*:
    and SHA-256 of their bytes; a file whose bytes were already ingested (a re-delivery under
    another name) is logged as ``duplicate_of`` and not read. A JDBC source plans a watermark
    window ``(last committed upper bound, current max(updated_at)]`` instead.
-2. **Write**: all files of the batch in one read, split into ``bronze.<source>`` (contract
-   columns + lineage) and ``bronze.<source>_quarantine`` (raw text, reason, file, batch id).
-   Each write is one Delta commit carrying ``txnAppId=bronze:<source>`` and ``txnVersion=<batch
+2. **Write**: the batch's rows split into ``bronze.<source>`` (contract columns + lineage) and
+   ``bronze.<source>_quarantine`` (raw text, reason, file, batch id). A new batch of files is
+   read twice, never cached: all files for bronze, then only the files that had bad rows for
+   quarantine (JSON lines: one cheap scan of the text first, see :func:`_write_new_files`). A
+   JDBC window or a replayed batch is read once and persisted for both writes. Each write is one Delta commit carrying ``txnAppId=bronze:<source>`` and ``txnVersion=<batch
    seq>``: Delta records the pair in the same commit as the rows and silently skips a later
    write with a version it has already seen.
 3. **Commit** (one commit to the file log, again with txnAppId/txnVersion): the same files with
@@ -42,16 +44,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 
 from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from cdp_lib.bronze.filelog import Batch, LoggedFile, pending_batch, plan_file_batch, read_log, write_log
-from cdp_lib.bronze.readers import read_files, read_jdbc
+from cdp_lib.bronze.readers import read_files, read_jdbc, read_json_fast, reparse_json_lines, scan_json_files
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
@@ -62,6 +65,8 @@ __all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_tabl
 log = logging.getLogger(__name__)
 
 FILE_LOG_TABLE = "bronze_file_log"
+# Broken JSON lines re-parsed by hash in the quarantine pass at most; more re-parse their files.
+HASH_FILTER_MAX = 200_000
 
 
 def quarantine_table(source: str) -> str:
@@ -197,36 +202,15 @@ def _jdbc_query(source: Source, batch: Batch) -> str:
 
 
 def _write_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, schema, batch: Batch) -> dict:
-    lineage = source.lineage_column
-    if source.format == "jdbc":
+    if source.format != "jdbc" and batch.to_read and not batch.resumed:
+        stats = _write_new_files(spark, lakehouse, source, schema, batch)
+    elif source.format == "jdbc":
         parsed = read_jdbc(spark, source, schema, _jdbc_query(source, batch), _jdbc_credentials(source))
+        stats = _write_cached(lakehouse, source, schema, batch, parsed)
     elif batch.to_read:
-        parsed = read_files(spark, source, schema, batch.to_read)
+        stats = _write_cached(lakehouse, source, schema, batch, read_files(spark, source, schema, batch.to_read))
     else:
-        parsed = None
-    stats = {}
-    if parsed is not None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        parsed = parsed.select(
-            "*",
-            F.lit(now).cast("timestamp").alias("_ingested_at"),
-            F.lit(batch.batch_id).alias("_batch_id"),
-            F.lit(source.name).alias("_source"),
-        ).persist(StorageLevel.MEMORY_AND_DISK)
-        # One pass over the input fills the cache and gives per-file counts; both writes read the cache.
-        for r in parsed.groupBy(lineage).agg(
-            F.count(F.lit(1)).alias("n"), F.count("_reason").alias("bad")
-        ).collect():
-            stats[r[lineage]] = (r["n"] - r["bad"], r["bad"])
-        good = parsed.where(F.col("_reason").isNull()).select(
-            *schema.fieldNames(), "_ingested_at", "_batch_id", "_source", lineage, "_rescued")
-        bad = parsed.where(F.col("_reason").isNotNull()).select(
-            F.col("_raw").alias("raw"), F.col("_reason").alias("reason"), lineage, "_batch_id", "_source",
-            "_ingested_at")
-        _append(good, lakehouse.path("bronze", source.name), source.name, batch.seq)
-        if sum(b for _, b in stats.values()) or not lakehouse.exists("bronze", quarantine_table(source.name)):
-            _append(bad, lakehouse.path("bronze", quarantine_table(source.name)), source.name, batch.seq)
-        parsed.unpersist()
+        stats = {}
     if source.format == "jdbc":
         n, q = next(iter(stats.values()), (0, 0))
         batch.files = [LoggedFile(None, rows=n, quarantined=q)]
@@ -244,6 +228,134 @@ def _write_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, sche
         "batch_id": batch.batch_id,
         "resumed": batch.resumed,
     }
+
+
+def _stamp(parsed: DataFrame, source: Source, batch: Batch, now: datetime) -> DataFrame:
+    return parsed.select(
+        "*",
+        F.lit(now).cast("timestamp").alias("_ingested_at"),
+        F.lit(batch.batch_id).alias("_batch_id"),
+        F.lit(source.name).alias("_source"),
+    )
+
+
+def _good(parsed: DataFrame, source: Source, schema) -> DataFrame:
+    return parsed.where(F.col("_reason").isNull()).select(
+        *schema.fieldNames(), "_ingested_at", "_batch_id", "_source", source.lineage_column, "_rescued")
+
+
+def _bad(parsed: DataFrame, source: Source) -> DataFrame:
+    return parsed.where(F.col("_reason").isNotNull()).select(
+        F.col("_raw").alias("raw"), F.col("_reason").alias("reason"), source.lineage_column, "_batch_id",
+        "_source", "_ingested_at")
+
+
+def _write_cached(lakehouse: Lakehouse, source: Source, schema, batch: Batch, parsed: DataFrame) -> dict:
+    """One read, persisted: both appends and the per-file counts read the cache.
+
+    For a JDBC window (a second query could see other rows) and for a replayed batch (its
+    bronze append may have committed already, so a pass cannot be relied on to run)."""
+    lineage = source.lineage_column
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    parsed = _stamp(parsed, source, batch, now).persist(StorageLevel.MEMORY_AND_DISK)
+    stats = {}
+    for r in parsed.groupBy(lineage).agg(F.count(F.lit(1)).alias("n"), F.count("_reason").alias("bad")).collect():
+        stats[r[lineage]] = (r["n"] - r["bad"], r["bad"])
+    _append(_good(parsed, source, schema), lakehouse.path("bronze", source.name), source.name, batch.seq)
+    if sum(b for _, b in stats.values()) or not lakehouse.exists("bronze", quarantine_table(source.name)):
+        _append(_bad(parsed, source), lakehouse.path("bronze", quarantine_table(source.name)), source.name, batch.seq)
+    parsed.unpersist()
+    return stats
+
+
+def _observed(parsed: DataFrame, lineage: str) -> tuple[DataFrame, Observation]:
+    """``parsed`` counted as it streams by: rows, bad rows and the files holding a bad row.
+
+    The observation also keeps the filter on ``_reason`` above the parse: pushed below it, the
+    filter would evaluate the parse (from_json, the key scan) once more per row."""
+    obs = Observation(f"bronze-{uuid.uuid4().hex}")
+    bad = F.col("_reason").isNotNull()
+    return parsed.observe(obs, F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("bad"),
+                          F.collect_set(F.when(bad, F.col(lineage))).alias("bad_files")), obs
+
+
+def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, schema, batch: Batch) -> dict:
+    """A new batch of files in two passes and no cache; returns ``{file: (rows, quarantined)}``.
+
+    Pass 1 parses every file and appends the good rows to bronze, counting the bad ones as it
+    goes. Pass 2, only when there were bad rows, parses again just the files that had some and
+    appends those rows to quarantine. JSON lines first get one cheap pass over their text
+    (:func:`scan_json_files`): the files with nothing to rescue are parsed by Spark's JSON reader
+    in pass 1, and when their only bad lines are broken ones, pass 2 re-parses just those lines
+    (found by hash). Per-file counts come from the two tables; they must add up to the rows read.
+    """
+    files, lineage = batch.to_read, source.lineage_column
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    clock = [time.time()]
+
+    def lap() -> float:
+        clock.append(time.time())
+        return round(clock[-1] - clock[-2], 1)
+
+    scan = scan_json_files(spark, source, schema, files) if source.format in ("json", "jsonl") else None
+    scan_s = lap()
+    fast = [f for f in files if scan is not None and f in scan.fast]
+    rest = [f for f in files if f not in fast]
+    parsed = ([read_json_fast(spark, source, schema, fast)] if fast else []) + (
+        [read_files(spark, source, schema, rest)] if rest else [])
+    branches = [_observed(frame, lineage) for frame in parsed]
+    good = None
+    for frame, _ in branches:
+        part = _good(_stamp(frame, source, batch, now), source, schema)
+        good = part if good is None else good.unionByName(part)
+    _append(good, lakehouse.path("bronze", source.name), source.name, batch.seq)
+    write_s = lap()
+    seen = [obs.get for _, obs in branches]
+    rows, n_bad = sum(m["rows"] for m in seen), sum(m["bad"] for m in seen)
+    bad_files = sorted({f for m in seen for f in m["bad_files"]})
+
+    quarantine = lakehouse.path("bronze", quarantine_table(source.name))
+    by_hash = False
+    if bad_files and scan is not None:
+        broken = {f: scan.broken.get(f, []) for f in fast if f in bad_files}
+        # The fast files' bad rows are all broken lines: re-parse only those (by hash).
+        by_hash = bool(fast) and seen[0]["bad"] == sum(map(len, broken.values())) <= HASH_FILTER_MAX
+        redo = reparse_json_lines(spark, source, schema, bad_files, broken if by_hash else None)
+    elif bad_files:
+        redo = read_files(spark, source, schema, bad_files)
+    else:
+        redo = parsed[0].where(F.lit(False))  # no bad row: only creates the table if missing
+    if bad_files or not lakehouse.exists("bronze", quarantine_table(source.name)):
+        observed, obs = _observed(redo, lineage)
+        _append(_bad(_stamp(observed, source, batch, now), source), quarantine, source.name, batch.seq)
+        n_bad_again = obs.get["bad"]
+    else:
+        n_bad_again = 0
+    quarantine_s = lap()
+
+    bad_n = _batch_counts(spark, quarantine, lineage, batch.batch_id) if n_bad else {}
+    if scan is not None:  # the scan counted each file's lines: its good rows are the rest
+        good_n = {f: n - bad_n.get(f, 0) for f, n in scan.lines.items()}
+    else:
+        good_n = _batch_counts(spark, lakehouse.path("bronze", source.name), lineage, batch.batch_id)
+    stats = {f: (good_n.get(f, 0), bad_n.get(f, 0)) for f in set(good_n) | set(bad_n)}
+    log.info("bronze/%s: %d of %d files by the JSON reader; scan %.1fs, bronze %.1fs, quarantine %.1fs "
+             "(%d of %d files re-read%s), counts %.1fs", source.name, len(fast), len(files), scan_s, write_s,
+             quarantine_s, len(bad_files), len(files), ", broken lines by hash" if scan and bad_files and by_hash
+             else "", lap())
+    if (sum(good_n.values()) + sum(bad_n.values()) != rows or n_bad_again != n_bad
+            or sum(bad_n.values()) != n_bad or min(good_n.values(), default=0) < 0):
+        raise RuntimeError(
+            f"bronze/{source.name}: batch {batch.seq} does not add up (read {rows} rows, {n_bad} bad; "
+            f"bronze {sum(good_n.values())}, quarantine {sum(bad_n.values())}); the file log keeps it planned")
+    return stats
+
+
+def _batch_counts(spark: SparkSession, path: str, lineage: str, batch_id: str) -> dict[str, int]:
+    """Rows of one batch per file, read back from a bronze or quarantine table (two columns)."""
+    rows = (spark.read.format("delta").load(path).where(F.col("_batch_id") == batch_id)
+            .groupBy(lineage).count().collect())
+    return {r[lineage]: r["count"] for r in rows}
 
 
 def _append(df: DataFrame, path: str, source: str, seq: int) -> None:
