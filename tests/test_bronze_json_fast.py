@@ -123,3 +123,16 @@ def test_other_bad_rows_reparse_whole_files_and_drift_or_arrays_take_the_text_pa
     rescued = _batch(lh, "tf_events", summary["tf_events"]["batch_id"], ["messageId", "_rescued"]).where(
         "_rescued is not null").collect()
     assert [tuple(r) for r in rescued] == [("m9", '{"extra":"{\\"x\\":1}"}')]
+
+
+def test_a_lost_file_log_is_an_error_not_a_silent_skip(spark, settings, tmp_path):
+    # Delta would skip the append of batch 0 again (its txn version is in bronze): say so, never wait.
+    lh = private_lakehouse(spark, settings, tmp_path)
+    config = sources(EVENTS)
+    _deliver(lh, {"events/2026-01-01/events-0001.jsonl": [GOOD[0], BROKEN[0]]})
+    ingest_sources(spark, lh, config, run_id="lost-1")
+    version = lh.version("bronze", "tf_events")
+    shutil.rmtree(lh.path("ops", "bronze_file_log"))
+    with pytest.raises(RuntimeError, match="already holds batch 0"):
+        ingest_sources(spark, lh, config, run_id="lost-2")
+    assert lh.version("bronze", "tf_events") == version

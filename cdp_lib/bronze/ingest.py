@@ -10,8 +10,9 @@ Per source and run, one *batch*:
    ``bronze.<source>_quarantine`` (raw text, reason, file, batch id). A new batch of files is
    read twice, never cached: all files for bronze, then only the files that had bad rows for
    quarantine (JSON lines: one cheap scan of the text first, see :func:`_write_new_files`). A
-   JDBC window or a replayed batch is read once and persisted for both writes. Each write is one Delta commit carrying ``txnAppId=bronze:<source>`` and ``txnVersion=<batch
-   seq>``: Delta records the pair in the same commit as the rows and silently skips a later
+   JDBC window or a replayed batch is read once and persisted for both writes. Each write is
+   one Delta commit carrying ``txnAppId=bronze:<source>`` and ``txnVersion=<batch seq>``: Delta
+   records the pair in the same commit as the rows and silently skips a later
    write with a version it has already seen.
 3. **Commit** (one commit to the file log, again with txnAppId/txnVersion): the same files with
    status ``committed`` and per-file row / quarantine counts.
@@ -308,7 +309,7 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     for frame, _ in branches:
         part = _good(_stamp(frame, source, batch, now), source, schema)
         good = part if good is None else good.unionByName(part)
-    _append(good, lakehouse.path("bronze", source.name), source.name, batch.seq)
+    _append_observed(lakehouse, good, source, batch, source.name)
     write_s = lap()
     seen = [obs.get for _, obs in branches]
     rows, n_bad = sum(m["rows"] for m in seen), sum(m["bad"] for m in seen)
@@ -327,7 +328,8 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         redo = parsed[0].where(F.lit(False))  # no bad row: only creates the table if missing
     if bad_files or not lakehouse.exists("bronze", quarantine_table(source.name)):
         observed, obs = _observed(redo, lineage)
-        _append(_bad(_stamp(observed, source, batch, now), source), quarantine, source.name, batch.seq)
+        _append_observed(lakehouse, _bad(_stamp(observed, source, batch, now), source), source, batch,
+                         quarantine_table(source.name))
         n_bad_again = obs.get["bad"]
     else:
         n_bad_again = 0
@@ -349,6 +351,20 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
             f"bronze/{source.name}: batch {batch.seq} does not add up (read {rows} rows, {n_bad} bad; "
             f"bronze {sum(good_n.values())}, quarantine {sum(bad_n.values())}); the file log keeps it planned")
     return stats
+
+
+def _append_observed(lakehouse: Lakehouse, df: DataFrame, source: Source, batch: Batch, table: str) -> None:
+    """:func:`_append` of a frame whose observation is read next: the append must have run.
+
+    Delta skips an append whose txn version it has seen (no commit, no query, so the observation
+    would never arrive). For a newly planned batch that only happens when the file log lost
+    batches the table holds: an error, not a wait."""
+    before = lakehouse.version("bronze", table)
+    _append(df, lakehouse.path("bronze", table), source.name, batch.seq)
+    if before is not None and lakehouse.version("bronze", table) == before:
+        raise RuntimeError(
+            f"bronze/{source.name}: bronze.{table} already holds batch {batch.seq}, which the file log "
+            f"does not have as committed (was ops.{FILE_LOG_TABLE} replaced?); nothing was written")
 
 
 def _batch_counts(spark: SparkSession, path: str, lineage: str, batch_id: str) -> dict[str, int]:
