@@ -219,3 +219,21 @@ def test_parquet_type_change_in_a_later_batch_is_a_contract_violation(spark, fir
     q = lh.read("bronze", "tb_orders_quarantine").where(F.col("_batch_id") == out["batch_id"]).select(
         "raw", "reason").collect()
     assert q == [('{"order_id":"O4","amount":"abc"}', "contract: amount is not decimal(12,2)")]
+
+
+def test_every_uncommitted_plan_is_replayed_oldest_first_and_a_repeated_row_counts_once():
+    # A run commits its batches at its end: killed after replaying batch 1 and planning batch 2, it
+    # leaves both planned. Both are replayed; a plan row written twice is one file, not two reads.
+    from types import SimpleNamespace
+
+    from cdp_lib.bronze.filelog import pending_batches
+
+    def row(seq, status, path):
+        return SimpleNamespace(source="s", batch_seq=seq, batch_id=f"r:s:{seq}", status=status, file_path=path,
+                               size=1, modified_at=None, content_hash=path, duplicate_of=None,
+                               watermark_from=None, watermark_to=None)
+
+    rows = [row(0, "planned", "a"), row(0, "committed", "a"), row(1, "planned", "b"), row(1, "planned", "b"),
+            row(2, "planned", "c"), row(2, "planned", "d")]
+    assert [(b.seq, [f.path for f in b.files], b.resumed) for b in pending_batches(rows, "s")] == [
+        (1, ["b"], True), (2, ["c", "d"], True)]

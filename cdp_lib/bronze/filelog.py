@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ __all__ = [
     "LoggedFile",
     "Batch",
     "read_log",
-    "pending_batch",
+    "pending_batches",
     "list_files",
     "hash_files",
     "plan_file_batch",
@@ -94,20 +95,24 @@ def read_log(spark: SparkSession, path: str, source: str | None = None) -> list:
     return (table.where(F.col("source") == source) if source is not None else table).collect()
 
 
-def pending_batch(rows: list, source: str) -> Batch | None:
-    """The planned batch that never committed (an interrupted run), if any."""
+def pending_batches(rows: list, source: str) -> list[Batch]:
+    """The planned batches that never committed (interrupted runs), oldest first.
+
+    A run commits its batches together at its end, so a run killed after replaying one batch and
+    planning the next leaves two."""
     committed = {r.batch_seq for r in rows if r.status == "committed"}
     planned = sorted({r.batch_seq for r in rows if r.status == "planned"} - committed)
-    if not planned:
-        return None
-    seq = planned[-1]
-    plan = [r for r in rows if r.status == "planned" and r.batch_seq == seq]
-    files = [
-        LoggedFile(r.file_path, r.size, r.modified_at, r.content_hash, r.duplicate_of)
-        for r in sorted(plan, key=lambda r: r.file_path or "")
-        if r.file_path is not None
-    ]
-    return Batch(source, seq, plan[0].batch_id, files, plan[0].watermark_from, plan[0].watermark_to, resumed=True)
+    out = []
+    for seq in planned:
+        plan = [r for r in rows if r.status == "planned" and r.batch_seq == seq]
+        by_path = {r.file_path: r for r in plan if r.file_path is not None}  # a repeated plan row counts once
+        files = [
+            LoggedFile(r.file_path, r.size, r.modified_at, r.content_hash, r.duplicate_of)
+            for _, r in sorted(by_path.items())
+        ]
+        out.append(Batch(source, seq, plan[0].batch_id, files, plan[0].watermark_from, plan[0].watermark_to,
+                         resumed=True))
+    return out
 
 
 def list_files(spark: SparkSession, glob: str) -> list[LoggedFile]:
@@ -179,19 +184,23 @@ def plan_file_batch(spark: SparkSession, rows: list, source: str, glob: str, run
     return Batch(source, seq, f"{run_id}:{source}:{seq}", sorted(planned, key=lambda f: f.path))
 
 
-def write_log(spark: SparkSession, path: str, batch: Batch, status: str) -> None:
-    """Append the batch's rows with ``status`` in one idempotent commit (txnAppId per source+status)."""
+def write_log(spark: SparkSession, path: str, batches: list[Batch], status: str, run_id: str) -> None:
+    """Append the rows of ``batches`` (any sources) with ``status`` in one commit.
+
+    The commit carries ``txnAppId=bronze_file_log:<run id>:<status>`` and a microsecond clock as
+    ``txnVersion``: a label of the run that wrote it (a batch is planned once and committed once
+    per run by construction; :func:`pending_batches` also ignores a repeated plan row)."""
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    entries = batch.files or [LoggedFile(None)]
     data = [
         (batch.source, batch.seq, batch.batch_id, status, f.path, f.size, f.modified_at, f.content_hash,
          f.duplicate_of, batch.watermark_from, batch.watermark_to,
          f.rows if status == "committed" else None, f.quarantined if status == "committed" else None, now)
-        for f in entries
+        for batch in batches
+        for f in (batch.files or [LoggedFile(None)])
     ]
     (
         spark.createDataFrame(data, FILE_LOG_SCHEMA).coalesce(1).write.format("delta").mode("append")
-        .option("txnAppId", f"bronze_file_log:{batch.source}:{status}")
-        .option("txnVersion", batch.seq)
+        .option("txnAppId", f"bronze_file_log:{run_id}:{status}")
+        .option("txnVersion", time.time_ns() // 1000)
         .save(path)
     )

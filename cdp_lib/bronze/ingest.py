@@ -2,7 +2,7 @@
 
 Per source and run, one *batch*:
 
-1. **Plan** (one commit to ``ops.bronze_file_log``): the files never logged before, with size
+1. **Plan** (one commit to ``ops.bronze_file_log`` for all sources of the run): the files never logged before, with size
    and SHA-256 of their bytes; a file whose bytes were already ingested (a re-delivery under
    another name) is logged as ``duplicate_of`` and not read. A JDBC source plans a watermark
    window ``(last committed upper bound, current max(updated_at)]`` instead.
@@ -14,11 +14,11 @@ Per source and run, one *batch*:
    one Delta commit carrying ``txnAppId=bronze:<source>`` and ``txnVersion=<batch seq>``: Delta
    records the pair in the same commit as the rows and silently skips a later
    write with a version it has already seen.
-3. **Commit** (one commit to the file log, again with txnAppId/txnVersion): the same files with
-   status ``committed`` and per-file row / quarantine counts.
+3. **Commit** (one commit to the file log at the end of the run, for every batch written): the
+   same files with status ``committed`` and per-file row / quarantine counts.
 
-A run killed anywhere (SIGKILL included) leaves at most a planned batch without its commit row.
-The next run replays *that* plan, not a new listing: the files are immutable, so the read is
+A run killed anywhere (SIGKILL included) leaves planned batches without their commit rows.
+The next run replays *those* plans, oldest first, not a new listing: the files are immutable, so the read is
 the same, and a table that already committed the batch skips it through its txn version. So
 bronze ends up exactly as after one clean run, nothing is ever deleted from bronze (its Change
 Data Feed stays insert-only) and readers never see a batch twice.
@@ -32,7 +32,7 @@ place to query lineage (which file went into which batch) and the cost is measur
 docs/benchmarks.md (hashing reads every new byte once more; planning and committing are two
 small Delta commits).
 
-A run first replays an interrupted batch, then plans a new one, so one re-run after a kill
+A run first replays the interrupted batches, then plans a new one, so one re-run after a kill
 catches up completely. Limits: one writer per source at a time; drift *inside* a struct-typed
 contract column is not rescued (declare free-form objects as ``map<string,string>``); Parquet
 files of one batch whose footers disagree on a column's type raise SchemaContractError; a JDBC
@@ -54,7 +54,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from cdp_lib.bronze.filelog import Batch, LoggedFile, pending_batch, plan_file_batch, read_log, write_log
+from cdp_lib.bronze.filelog import Batch, LoggedFile, pending_batches, plan_file_batch, read_log, write_log
 from cdp_lib.bronze.readers import read_files, read_jdbc, read_json_fast, reparse_json_lines, scan_json_files
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 FILE_LOG_TABLE = "bronze_file_log"
 # Broken JSON lines re-parsed by hash in the quarantine pass at most; more re-parse their files.
 HASH_FILTER_MAX = 200_000
+# Files of a batch counted one by one as they are read (two counters each); more are counted
+# by reading the written rows back.
+PER_FILE_COUNTED = 64
 
 
 def quarantine_table(source: str) -> str:
@@ -77,45 +80,57 @@ def quarantine_table(source: str) -> str:
 def ingest_sources(spark: SparkSession, lakehouse: Lakehouse, config: SourcesConfig,
                    names: list[str] | None = None, run_id: str | None = None) -> dict[str, dict]:
     """Ingest every source (or ``names``); returns ``{source: {files, rows, quarantined, ...}}``."""
-    run_id = run_id or new_run_id()
     selected = [config.get(n) for n in names] if names else [s for s in config.sources if s.enabled]
-    # One read of the file log for the whole run: each source only reads and writes its own rows.
+    return _ingest(spark, lakehouse, selected, run_id or new_run_id())
+
+
+def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str) -> dict:
+    """One source's batch (and the replays of its interrupted batches, if any); writes a run-log row."""
+    return _ingest(spark, lakehouse, [source], run_id)[source.name]
+
+
+def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], run_id: str) -> dict[str, dict]:
+    """One read of the file log, one commit of every source's new plan, each source's data, then
+    one commit of every batch written (two file-log commits per run, not per source).
+
+    A failing source stops the run as before; the batches written before it are committed, the
+    plans after it stay planned and are replayed by the next run."""
+    log_path = lakehouse.path("ops", FILE_LOG_TABLE)
     logged: dict[str, list] = {s.name: [] for s in selected}
-    for row in read_log(spark, lakehouse.path("ops", FILE_LOG_TABLE)):
+    for row in read_log(spark, log_path):
         if row.source in logged:
             logged[row.source].append(row)
-    return {s.name: ingest_source(spark, lakehouse, s, run_id, logged[s.name]) for s in selected}
+    plans = {}
+    for source in selected:
+        started = time.time()
+        plans[source.name] = (_plan(spark, lakehouse, source, run_id, logged[source.name]), time.time() - started)
+    new = [b for batches, _ in plans.values() for b in batches if not b.resumed]
+    if new:
+        write_log(spark, log_path, new, "planned", run_id)
+    written: list[Batch] = []
+    try:
+        return {s.name: _ingest_planned(spark, lakehouse, s, run_id, *plans[s.name], written) for s in selected}
+    finally:
+        if written:
+            write_log(spark, log_path, written, "committed", run_id)
 
 
-def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str,
-                  logged: list | None = None) -> dict:
-    """One batch of one source (or a replay of its interrupted batch); writes a run-log row.
-
-    ``logged``: the source's file-log rows if the caller has just read them (else read here).
-    """
-    log_path = lakehouse.path("ops", FILE_LOG_TABLE)
+def _ingest_planned(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str, batches: list[Batch],
+                    plan_s: float, written: list[Batch]) -> dict:
+    """Write one source's planned batches (appended to ``written``); its run-log row."""
+    started = time.time()
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "bronze", source.name) as run:
         schema = contract_schema(spark, source)
         summary = {"files": 0, "duplicates": 0, "rows": 0, "quarantined": 0, "batch_ids": [], "resumed": False}
-        plan_s = 0.0
-        # At most two batches: the replay of an interrupted one, then whatever is new since.
-        for _ in range(2):
-            started = time.time()
-            rows = logged if logged is not None else read_log(spark, log_path, source.name)
-            logged = None  # after a replayed batch, plan from the log as it now is
-            batch = _next_batch(spark, lakehouse, source, log_path, run_id, rows)
-            plan_s += time.time() - started
-            if batch is None:
-                break
+        for batch in batches:
             done = _write_batch(spark, lakehouse, source, schema, batch)
-            write_log(spark, log_path, batch, "committed")
+            written.append(batch)
             for key in ("files", "duplicates", "rows", "quarantined"):
                 summary[key] += done[key]
             summary["batch_ids"].append(batch.batch_id)
             summary["resumed"] = summary["resumed"] or batch.resumed
-            if not batch.resumed:
-                break
         summary["batch_id"] = summary["batch_ids"][-1] if summary["batch_ids"] else None
+        summary["write_s"] = round(time.time() - started, 2)
         if summary["batch_ids"]:
             for layer, table in (("bronze", source.name), ("bronze", quarantine_table(source.name)),
                                  ("ops", FILE_LOG_TABLE)):
@@ -139,26 +154,26 @@ def _registered(spark: SparkSession, layer: str, table: str) -> bool:
         return False
 
 
-def _next_batch(spark: SparkSession, lakehouse: Lakehouse, source: Source, log_path: str, run_id: str,
-                rows: list) -> Batch | None:
-    """The interrupted batch to replay, else a newly planned one (logged as planned), else None."""
-    batch = pending_batch(rows, source.name)
-    if batch is not None:
-        log.info("bronze/%s: replaying interrupted batch %s", source.name, batch.batch_id)
-        return batch
+def _plan(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str, rows: list) -> list[Batch]:
+    """The interrupted batches to replay (if any), then a new batch of what arrived since (if any)."""
+    batches = pending_batches(rows, source.name)
+    for pending in batches:
+        log.info("bronze/%s: replaying interrupted batch %s", source.name, pending.batch_id)
     if source.format == "jdbc":
-        batch = _plan_jdbc(spark, source, rows, run_id)
+        batch = _plan_jdbc(spark, source, rows, run_id, batches[-1] if batches else None)
     else:
         batch = plan_file_batch(spark, rows, source.name, source_location(source, lakehouse.settings.lakehouse.landing),
                                 run_id)
-    if batch is not None:
-        write_log(spark, log_path, batch, "planned")
-    return batch
+    return batches + ([batch] if batch is not None else [])
 
 
-def _plan_jdbc(spark: SparkSession, source: Source, rows: list, run_id: str) -> Batch | None:
+def _plan_jdbc(spark: SparkSession, source: Source, rows: list, run_id: str, pending: Batch | None) -> Batch | None:
+    """The window after the last committed one (or after ``pending``, replayed first)."""
     committed = [r for r in rows if r.status == "committed"]
-    low = max(committed, key=lambda r: r.batch_seq).watermark_to if committed else None
+    if pending is not None:
+        low = pending.watermark_to
+    else:
+        low = max(committed, key=lambda r: r.batch_seq).watermark_to if committed else None
     wm = source.jdbc.watermark_column
     # The bound is the database's own text of max(watermark): compared back as a literal, it is
     # coerced to the column's type by the database, with no client time-zone conversion.
@@ -269,15 +284,28 @@ def _write_cached(lakehouse: Lakehouse, source: Source, schema, batch: Batch, pa
     return stats
 
 
-def _observed(parsed: DataFrame, lineage: str) -> tuple[DataFrame, Observation]:
-    """``parsed`` counted as it streams by: rows, bad rows and the files holding a bad row.
+def _observed(parsed: DataFrame, lineage: str, files: list[str]) -> tuple[DataFrame, Observation]:
+    """``parsed`` counted as it streams by: rows, bad rows, the files holding a bad row and, for
+    up to ``PER_FILE_COUNTED`` ``files``, each file's rows (``n<i>``) and bad rows (``b<i>``).
 
     The observation also keeps the filter on ``_reason`` above the parse: pushed below it, the
     filter would evaluate the parse (from_json, the key scan) once more per row."""
     obs = Observation(f"bronze-{uuid.uuid4().hex}")
     bad = F.col("_reason").isNotNull()
-    return parsed.observe(obs, F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("bad"),
-                          F.collect_set(F.when(bad, F.col(lineage))).alias("bad_files")), obs
+    metrics = [F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("bad"),
+               F.collect_set(F.when(bad, F.col(lineage))).alias("bad_files")]
+    if len(files) <= PER_FILE_COUNTED:
+        for i, f in enumerate(files):
+            hit = F.col(lineage) == F.lit(f)
+            metrics += [F.count_if(hit).alias(f"n{i}"), F.count_if(hit & bad).alias(f"b{i}")]
+    return parsed.observe(obs, *metrics), obs
+
+
+def _per_file(metrics: dict, files: list[str]) -> dict[str, tuple[int, int]] | None:
+    """``{file: (rows, bad)}`` from an observation of :func:`_observed`, None if not counted."""
+    if len(files) > PER_FILE_COUNTED:
+        return None
+    return {f: (metrics[f"n{i}"], metrics[f"b{i}"]) for i, f in enumerate(files)}
 
 
 def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, schema, batch: Batch) -> dict:
@@ -288,7 +316,8 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     appends those rows to quarantine. JSON lines first get one cheap pass over their text
     (:func:`scan_json_files`): the files with nothing to rescue are parsed by Spark's JSON reader
     in pass 1, and when their only bad lines are broken ones, pass 2 re-parses just those lines
-    (found by hash). Per-file counts come from the two tables; they must add up to the rows read.
+    (found by hash). Per-file counts are observed on the way (or read back from the two tables
+    for a batch of many files); they must add up to the rows read, in both passes and the scan.
     """
     files, lineage = batch.to_read, source.lineage_column
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -302,54 +331,63 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     scan_s = lap()
     fast = [f for f in files if scan is not None and f in scan.fast]
     rest = [f for f in files if f not in fast]
-    parsed = ([read_json_fast(spark, source, schema, fast)] if fast else []) + (
-        [read_files(spark, source, schema, rest)] if rest else [])
-    branches = [_observed(frame, lineage) for frame in parsed]
+    parts = [(fast, read_json_fast(spark, source, schema, fast))] if fast else []
+    parts += [(rest, read_files(spark, source, schema, rest))] if rest else []
+    branches = [(_observed(frame, lineage, names), names) for names, frame in parts]
     good = None
-    for frame, _ in branches:
+    for (frame, _), _ in branches:
         part = _good(_stamp(frame, source, batch, now), source, schema)
         good = part if good is None else good.unionByName(part)
     _append_observed(lakehouse, good, source, batch, source.name)
     write_s = lap()
-    seen = [obs.get for _, obs in branches]
-    rows, n_bad = sum(m["rows"] for m in seen), sum(m["bad"] for m in seen)
-    bad_files = sorted({f for m in seen for f in m["bad_files"]})
+    seen = [(obs.get, names) for (_, obs), names in branches]
+    rows, n_bad = sum(m["rows"] for m, _ in seen), sum(m["bad"] for m, _ in seen)
+    bad_files = sorted({f for m, _ in seen for f in m["bad_files"]})
+    counted = [_per_file(m, names) for m, names in seen]
+    per_file = None if None in counted else {f: nb for c in counted for f, nb in c.items()}
 
-    quarantine = lakehouse.path("bronze", quarantine_table(source.name))
     by_hash = False
     if bad_files and scan is not None:
         broken = {f: scan.broken.get(f, []) for f in fast if f in bad_files}
         # The fast files' bad rows are all broken lines: re-parse only those (by hash).
-        by_hash = bool(fast) and seen[0]["bad"] == sum(map(len, broken.values())) <= HASH_FILTER_MAX
+        by_hash = bool(fast) and seen[0][0]["bad"] == sum(map(len, broken.values())) <= HASH_FILTER_MAX
         redo = reparse_json_lines(spark, source, schema, bad_files, broken if by_hash else None)
     elif bad_files:
         redo = read_files(spark, source, schema, bad_files)
     else:
-        redo = parsed[0].where(F.lit(False))  # no bad row: only creates the table if missing
+        redo = parts[0][1].where(F.lit(False))  # no bad row: only creates the table if missing
+    bad_again = {}
     if bad_files or not lakehouse.exists("bronze", quarantine_table(source.name)):
-        observed, obs = _observed(redo, lineage)
+        observed, obs = _observed(redo, lineage, bad_files)
         _append_observed(lakehouse, _bad(_stamp(observed, source, batch, now), source), source, batch,
                          quarantine_table(source.name))
-        n_bad_again = obs.get["bad"]
+        again = obs.get
+        bad_again = {f: b for f, (_, b) in (_per_file(again, bad_files) or {}).items()}
+        n_bad_again = again["bad"]
     else:
         n_bad_again = 0
     quarantine_s = lap()
 
-    bad_n = _batch_counts(spark, quarantine, lineage, batch.batch_id) if n_bad else {}
-    if scan is not None:  # the scan counted each file's lines: its good rows are the rest
-        good_n = {f: n - bad_n.get(f, 0) for f, n in scan.lines.items()}
+    if per_file is not None:  # counted on the way: no read-back
+        stats = {f: (n - b, b) for f, (n, b) in per_file.items()}
+        mismatch = any(bad_again.get(f, 0) != b for f, (_, b) in stats.items())
     else:
+        bad_n = _batch_counts(spark, lakehouse.path("bronze", quarantine_table(source.name)), lineage,
+                              batch.batch_id) if n_bad else {}
         good_n = _batch_counts(spark, lakehouse.path("bronze", source.name), lineage, batch.batch_id)
-    stats = {f: (good_n.get(f, 0), bad_n.get(f, 0)) for f in set(good_n) | set(bad_n)}
+        stats = {f: (good_n.get(f, 0), bad_n.get(f, 0)) for f in set(good_n) | set(bad_n)}
+        mismatch = False
+    if scan is not None:  # the scan counted each file's lines
+        mismatch = mismatch or any(scan.lines.get(f, 0) != sum(stats.get(f, (0, 0))) for f in files)
     log.info("bronze/%s: %d of %d files by the JSON reader; scan %.1fs, bronze %.1fs, quarantine %.1fs "
              "(%d of %d files re-read%s), counts %.1fs", source.name, len(fast), len(files), scan_s, write_s,
              quarantine_s, len(bad_files), len(files), ", broken lines by hash" if scan and bad_files and by_hash
              else "", lap())
-    if (sum(good_n.values()) + sum(bad_n.values()) != rows or n_bad_again != n_bad
-            or sum(bad_n.values()) != n_bad or min(good_n.values(), default=0) < 0):
+    good_total, bad_total = sum(g for g, _ in stats.values()), sum(b for _, b in stats.values())
+    if mismatch or good_total + bad_total != rows or n_bad_again != n_bad or bad_total != n_bad:
         raise RuntimeError(
             f"bronze/{source.name}: batch {batch.seq} does not add up (read {rows} rows, {n_bad} bad; "
-            f"bronze {sum(good_n.values())}, quarantine {sum(bad_n.values())}); the file log keeps it planned")
+            f"bronze {good_total}, quarantine {bad_total}); the file log keeps it planned")
     return stats
 
 
