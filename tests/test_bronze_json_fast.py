@@ -136,3 +136,16 @@ def test_a_lost_file_log_is_an_error_not_a_silent_skip(spark, settings, tmp_path
     with pytest.raises(RuntimeError, match="already holds batch 0"):
         ingest_sources(spark, lh, config, run_id="lost-2")
     assert lh.version("bronze", "tf_events") == version
+
+
+def test_per_file_counts_read_back_when_a_batch_has_many_files(spark, settings, tmp_path, monkeypatch):
+    # Above PER_FILE_COUNTED files the counts come from the written tables: same file log.
+    import cdp_lib.bronze.ingest as ingest
+
+    monkeypatch.setattr(ingest, "PER_FILE_COUNTED", 1)
+    lh = private_lakehouse(spark, settings, tmp_path)
+    config = sources(EVENTS)
+    files = _deliver(lh, DAY2)
+    summary = ingest_sources(spark, lh, config, run_id="many-1")
+    assert (summary["tf_events"]["rows"], summary["tf_events"]["quarantined"]) == (4, 4)
+    _check_day(spark, lh, config, files, summary)

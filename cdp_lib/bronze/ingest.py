@@ -70,7 +70,7 @@ FILE_LOG_TABLE = "bronze_file_log"
 HASH_FILTER_MAX = 200_000
 # Files of a batch counted one by one as they are read (two counters each); more are counted
 # by reading the written rows back.
-PER_FILE_COUNTED = 64
+PER_FILE_COUNTED = 16
 
 
 def quarantine_table(source: str) -> str:
