@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -149,3 +150,31 @@ def test_per_file_counts_read_back_when_a_batch_has_many_files(spark, settings, 
     summary = ingest_sources(spark, lh, config, run_id="many-1")
     assert (summary["tf_events"]["rows"], summary["tf_events"]["quarantined"]) == (4, 4)
     _check_day(spark, lh, config, files, summary)
+
+
+def test_nan_invalid_utf8_and_a_space_in_the_name_agree_with_the_text_parser(spark, settings, tmp_path):
+    # NaN is JSON to Spark's reader but not to the key scan; bytes that are not UTF-8 fail the
+    # reader but not the text parser: both must land where the text parser puts them, once.
+    from cdp_lib.bronze.filelog import spark_path
+
+    lh = private_lakehouse(spark, settings, tmp_path)
+    config = sources(EVENTS)
+    landing = Path(lh.settings.lakehouse.landing)
+    nan_file = write_text(landing, "events/2026-01-03/events-0001 nan.jsonl", "\n".join(
+        [GOOD[0], '{"messageId":"n1","traits":{"x":NaN},"n":1}', BROKEN[0]]) + "\n")
+    bad_bytes = landing / "events/2026-01-03/events-0002.jsonl"
+    bad_bytes.write_bytes(GOOD[2].encode() + b'\n{"messageId":"u1","userId":"Caf\xe9"}\n')
+    files = [uri(nan_file), uri(bad_bytes)]
+    source = config.get("tf_events")
+    scan = scan_json_files(spark, source, contract_schema(spark, source), files)
+    assert scan.fast == frozenset({spark_path(spark, files[0])})
+    out = ingest_sources(spark, lh, config, run_id="odd-1")["tf_events"]
+    good, bad = _expected(spark, source, files)
+    assert (out["rows"], out["quarantined"]) == (good.count(), bad.count()) == (3, 2)
+    assert_df_equality(_batch(lh, "tf_events", out["batch_id"], ["messageId", "userId"]),
+                       good.select("messageId", "userId"), ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(_batch(lh, "tf_events_quarantine", out["batch_id"], bad.columns), bad,
+                       ignore_row_order=True, ignore_nullable=True)
+    per_file = {(r.file_path, r.rows, r.quarantined) for r in lh.read("ops", "bronze_file_log").where(
+        (F.col("status") == "committed") & (F.col("batch_id") == out["batch_id"])).collect()}
+    assert per_file == {(files[0], 1, 2), (files[1], 2, 0)}

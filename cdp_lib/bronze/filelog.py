@@ -29,6 +29,7 @@ __all__ = [
     "pending_batches",
     "list_files",
     "hash_files",
+    "spark_path",
     "plan_file_batch",
     "write_log",
 ]
@@ -128,6 +129,12 @@ def list_files(spark: SparkSession, glob: str) -> list[LoggedFile]:
             modified = datetime.fromtimestamp(status.getModificationTime() / 1000, timezone.utc).replace(tzinfo=None)
             out.append(LoggedFile(status.getPath().toString(), status.getLen(), modified))
     return sorted(out, key=lambda f: f.path)
+
+
+def spark_path(spark: SparkSession, path: str) -> str:
+    """How Spark's file readers name ``path`` in ``_metadata.file_path``: its URI, so ``a b``
+    reads as ``a%20b`` (the file log keeps Hadoop's own string)."""
+    return spark._jvm.org.apache.hadoop.fs.Path(path).toUri().toString()
 
 
 def _local_path(uri: str) -> str | None:

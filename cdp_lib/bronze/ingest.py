@@ -54,7 +54,15 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from cdp_lib.bronze.filelog import Batch, LoggedFile, pending_batches, plan_file_batch, read_log, write_log
+from cdp_lib.bronze.filelog import (
+    Batch,
+    LoggedFile,
+    pending_batches,
+    plan_file_batch,
+    read_log,
+    spark_path,
+    write_log,
+)
 from cdp_lib.bronze.readers import read_files, read_jdbc, read_json_fast, reparse_json_lines, scan_json_files
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
@@ -275,11 +283,22 @@ def _write_cached(lakehouse: Lakehouse, source: Source, schema, batch: Batch, pa
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     parsed = _stamp(parsed, source, batch, now).persist(StorageLevel.MEMORY_AND_DISK)
     stats = {}
+    planned = {spark_path(lakehouse.spark, f): f for f in batch.to_read}
     for r in parsed.groupBy(lineage).agg(F.count(F.lit(1)).alias("n"), F.count("_reason").alias("bad")).collect():
-        stats[r[lineage]] = (r["n"] - r["bad"], r["bad"])
-    _append(_good(parsed, source, schema), lakehouse.path("bronze", source.name), source.name, batch.seq)
+        stats[planned.get(r[lineage], r[lineage])] = (r["n"] - r["bad"], r["bad"])
+    tables = [(source.name, 0, _good(parsed, source, schema))]
     if sum(b for _, b in stats.values()) or not lakehouse.exists("bronze", quarantine_table(source.name)):
-        _append(_bad(parsed, source), lakehouse.path("bronze", quarantine_table(source.name)), source.name, batch.seq)
+        tables.append((quarantine_table(source.name), 1, _bad(parsed, source)))
+    for table, side, frame in tables:
+        before = lakehouse.version("bronze", table)
+        _append(frame, lakehouse.path("bronze", table), source.name, batch.seq)
+        if before is not None and lakehouse.version("bronze", table) == before:
+            # Skipped: an interrupted run wrote it. Trust it only if it holds what this read gives.
+            held = _batch_counts(lakehouse.spark, lakehouse.path("bronze", table), lineage, batch.batch_id, planned)
+            if any(held.get(f, 0) != counts[side] for f, counts in stats.items()):
+                raise RuntimeError(
+                    f"bronze/{source.name}: bronze.{table} holds batch {batch.seq} with other per-file counts "
+                    f"than a re-read gives; the file log keeps it planned")
     parsed.unpersist()
     return stats
 
@@ -327,13 +346,16 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         clock.append(time.time())
         return round(clock[-1] - clock[-2], 1)
 
+    # Spark's readers name a file by its URI (``a%20b`` for ``a b``): map back to the planned path.
+    as_read = {f: spark_path(spark, f) for f in files}
+    planned = {v: k for k, v in as_read.items()}
     scan = scan_json_files(spark, source, schema, files) if source.format in ("json", "jsonl") else None
     scan_s = lap()
-    fast = [f for f in files if scan is not None and f in scan.fast]
+    fast = [f for f in files if scan is not None and as_read[f] in scan.fast]
     rest = [f for f in files if f not in fast]
     parts = [(fast, read_json_fast(spark, source, schema, fast))] if fast else []
     parts += [(rest, read_files(spark, source, schema, rest))] if rest else []
-    branches = [(_observed(frame, lineage, names), names) for names, frame in parts]
+    branches = [(_observed(frame, lineage, [as_read[f] for f in names]), names) for names, frame in parts]
     good = None
     for (frame, _), _ in branches:
         part = _good(_stamp(frame, source, batch, now), source, schema)
@@ -342,13 +364,13 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     write_s = lap()
     seen = [(obs.get, names) for (_, obs), names in branches]
     rows, n_bad = sum(m["rows"] for m, _ in seen), sum(m["bad"] for m, _ in seen)
-    bad_files = sorted({f for m, _ in seen for f in m["bad_files"]})
+    bad_files = sorted({planned.get(f, f) for m, _ in seen for f in m["bad_files"]})
     counted = [_per_file(m, names) for m, names in seen]
     per_file = None if None in counted else {f: nb for c in counted for f, nb in c.items()}
 
     by_hash = False
     if bad_files and scan is not None:
-        broken = {f: scan.broken.get(f, []) for f in fast if f in bad_files}
+        broken = {f: scan.broken.get(as_read[f], []) for f in fast if f in bad_files}
         # The fast files' bad rows are all broken lines: re-parse only those (by hash).
         by_hash = bool(fast) and seen[0][0]["bad"] == sum(map(len, broken.values())) <= HASH_FILTER_MAX
         redo = reparse_json_lines(spark, source, schema, bad_files, broken if by_hash else None)
@@ -358,7 +380,7 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         redo = parts[0][1].where(F.lit(False))  # no bad row: only creates the table if missing
     bad_again = {}
     if bad_files or not lakehouse.exists("bronze", quarantine_table(source.name)):
-        observed, obs = _observed(redo, lineage, bad_files)
+        observed, obs = _observed(redo, lineage, [as_read.get(f, f) for f in bad_files])
         _append_observed(lakehouse, _bad(_stamp(observed, source, batch, now), source), source, batch,
                          quarantine_table(source.name))
         again = obs.get
@@ -373,12 +395,12 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         mismatch = any(bad_again.get(f, 0) != b for f, (_, b) in stats.items())
     else:
         bad_n = _batch_counts(spark, lakehouse.path("bronze", quarantine_table(source.name)), lineage,
-                              batch.batch_id) if n_bad else {}
-        good_n = _batch_counts(spark, lakehouse.path("bronze", source.name), lineage, batch.batch_id)
+                              batch.batch_id, planned) if n_bad else {}
+        good_n = _batch_counts(spark, lakehouse.path("bronze", source.name), lineage, batch.batch_id, planned)
         stats = {f: (good_n.get(f, 0), bad_n.get(f, 0)) for f in set(good_n) | set(bad_n)}
         mismatch = False
     if scan is not None:  # the scan counted each file's lines
-        mismatch = mismatch or any(scan.lines.get(f, 0) != sum(stats.get(f, (0, 0))) for f in files)
+        mismatch = mismatch or any(scan.lines.get(as_read[f], 0) != sum(stats.get(f, (0, 0))) for f in files)
     log.info("bronze/%s: %d of %d files by the JSON reader; scan %.1fs, bronze %.1fs, quarantine %.1fs "
              "(%d of %d files re-read%s), counts %.1fs", source.name, len(fast), len(files), scan_s, write_s,
              quarantine_s, len(bad_files), len(files), ", broken lines by hash" if scan and bad_files and by_hash
@@ -405,11 +427,12 @@ def _append_observed(lakehouse: Lakehouse, df: DataFrame, source: Source, batch:
             f"does not have as committed (was ops.{FILE_LOG_TABLE} replaced?); nothing was written")
 
 
-def _batch_counts(spark: SparkSession, path: str, lineage: str, batch_id: str) -> dict[str, int]:
+def _batch_counts(spark: SparkSession, path: str, lineage: str, batch_id: str,
+                  planned: dict[str, str]) -> dict[str, int]:
     """Rows of one batch per file, read back from a bronze or quarantine table (two columns)."""
     rows = (spark.read.format("delta").load(path).where(F.col("_batch_id") == batch_id)
             .groupBy(lineage).count().collect())
-    return {r[lineage]: r["count"] for r in rows}
+    return {planned.get(r[lineage], r[lineage]): r["count"] for r in rows}
 
 
 def _append(df: DataFrame, path: str, source: str, seq: int) -> None:

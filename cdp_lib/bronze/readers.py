@@ -27,6 +27,8 @@ _INTERNAL = "_cdp_"  # prefix of helper columns that never reach bronze
 _CORRUPT = "_cdp_corrupt"
 _FILE = "_cdp_file"
 _LINEAGE = "_cdp_lineage"
+# Reader options that change how a JSON-lines file splits into lines or decodes its bytes.
+_LINE_OPTIONS = {"encoding", "charset", "multiline", "multiLine", "lineSep", "linesep"}
 
 
 def _c(name: str) -> Column:
@@ -203,8 +205,12 @@ def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, f
         _FILE, "value", F.json_object_keys("value").alias("_cdp_keys")).select(
         _FILE,
         (F.coalesce(F.size(F.array_except("_cdp_keys", known)), F.lit(0)) > 0).alias("drift"),
-        (~F.col("value").startswith("{")).alias("odd"),
+        # Not '{' first, or bytes that are not UTF-8 (the JSON reader rejects them, the text
+        # parser replaces them): such a file stays on the text parser.
+        (~F.col("value").startswith("{") | ~F.is_valid_utf8("value")).alias("odd"),
         F.when(F.col("_cdp_keys").isNull(), F.xxhash64("value")).alias("broken"))
+    if set(_opts(source)) & _LINE_OPTIONS:  # lines split or decoded otherwise: text parser only
+        per_line = per_line.withColumn("odd", F.lit(True))
     rows = per_line.groupBy(_FILE).agg(
         F.count(F.lit(1)).alias("lines"),
         F.count_if("drift").alias("drift"),
@@ -246,7 +252,9 @@ def read_json_fast(spark: SparkSession, source: Source, schema: T.StructType, fi
     opts = _opts(source)
     read_schema = T.StructType(schema.fields + [T.StructField(_CORRUPT, T.StringType())])
     df = (
-        spark.read.options(**opts).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
+        # NaN/Infinity: not JSON to json_object_keys, so the text parser quarantines such a line.
+        spark.read.options(**opts).option("allowNonNumericNumbers", False)
+        .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
         .schema(read_schema).json(files)
         .select("*", F.col("_metadata.file_path").alias(_FILE))
     )
