@@ -10,6 +10,16 @@ from pathlib import Path
 from cdp_lib.bronze.sources import SourcesConfig
 from cdp_lib.lakehouse import Lakehouse
 
+# The JSON-lines contract of the bronze tests: required id, map, nested struct, int, timestamp.
+EVENTS_CONTRACT = [
+    {"name": "messageId", "type": "string", "nullable": False},
+    {"name": "userId", "type": "string"},
+    {"name": "traits", "type": "map<string,string>"},
+    {"name": "context", "type": "struct<device:struct<id:string>>"},
+    {"name": "n", "type": "int"},
+    {"name": "ts", "type": "timestamp"},
+]
+
 
 def private_lakehouse(spark, settings, root: Path) -> Lakehouse:
     """A Lakehouse whose root and landing zone live under ``root`` (tests never share tables)."""

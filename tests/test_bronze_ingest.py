@@ -13,7 +13,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.bronze import ingest_sources
-from tests.bronze_fixtures import private_lakehouse, sources, uri, write_parquet, write_text
+from tests.bronze_fixtures import EVENTS_CONTRACT, private_lakehouse, sources, uri, write_parquet, write_text
 
 CONTACTS = {
     "name": "tb_contacts", "format": "csv", "path": "crm/*/contacts_*.csv", "entity": "contacts",
@@ -28,14 +28,7 @@ CONTACTS = {
 EVENTS = {
     "name": "tb_events", "format": "jsonl", "path": "events/*/events-*.jsonl", "entity": "events",
     "identifiers": {"userId": "user_id", "traits.email": "email", "context.device.id": "device_id"},
-    "contract": [
-        {"name": "messageId", "type": "string", "nullable": False},
-        {"name": "userId", "type": "string"},
-        {"name": "traits", "type": "map<string,string>"},
-        {"name": "context", "type": "struct<device:struct<id:string>>"},
-        {"name": "n", "type": "int"},
-        {"name": "ts", "type": "timestamp"},
-    ],
+    "contract": EVENTS_CONTRACT,
 }
 ORDERS = {
     "name": "tb_orders", "format": "parquet", "path": "orders/*/orders-*.parquet", "entity": "orders",

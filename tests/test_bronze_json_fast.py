@@ -16,19 +16,12 @@ from pyspark.sql import functions as F
 from cdp_lib.bronze import ingest_sources
 from cdp_lib.bronze.readers import read_files, scan_json_files
 from cdp_lib.bronze.sources import contract_schema
-from tests.bronze_fixtures import private_lakehouse, sources, uri, write_text
+from tests.bronze_fixtures import EVENTS_CONTRACT, private_lakehouse, sources, uri, write_text
 
 EVENTS = {
     "name": "tf_events", "format": "jsonl", "path": "events/*/events-*.jsonl", "entity": "events",
     "identifiers": {"userId": "user_id"},
-    "contract": [
-        {"name": "messageId", "type": "string", "nullable": False},
-        {"name": "userId", "type": "string"},
-        {"name": "traits", "type": "map<string,string>"},
-        {"name": "context", "type": "struct<device:struct<id:string>>"},
-        {"name": "n", "type": "int"},
-        {"name": "ts", "type": "timestamp"},
-    ],
+    "contract": EVENTS_CONTRACT,
 }
 
 GOOD = [
@@ -178,3 +171,12 @@ def test_nan_invalid_utf8_and_a_space_in_the_name_agree_with_the_text_parser(spa
     per_file = {(r.file_path, r.rows, r.quarantined) for r in lh.read("ops", "bronze_file_log").where(
         (F.col("status") == "committed") & (F.col("batch_id") == out["batch_id"])).collect()}
     assert per_file == {(files[0], 1, 2), (files[1], 2, 0)}
+
+
+def test_options_that_split_or_decode_lines_keep_a_source_off_the_json_reader():
+    from cdp_lib.bronze.readers import json_reader_allowed
+
+    assert json_reader_allowed(sources(EVENTS).get("tf_events"))
+    for options in ({"encoding": "ISO-8859-1"}, {"multiLine": True}, {"lineSep": "\r"}):
+        assert not json_reader_allowed(sources({**EVENTS, "options": options}).get("tf_events"))
+    assert not json_reader_allowed(sources({**EVENTS, "format": "csv"}).get("tf_events"))

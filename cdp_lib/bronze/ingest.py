@@ -63,7 +63,14 @@ from cdp_lib.bronze.filelog import (
     spark_path,
     write_log,
 )
-from cdp_lib.bronze.readers import read_files, read_jdbc, read_json_fast, reparse_json_lines, scan_json_files
+from cdp_lib.bronze.readers import (
+    json_reader_allowed,
+    read_files,
+    read_jdbc,
+    read_json_fast,
+    reparse_json_lines,
+    scan_json_files,
+)
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
@@ -349,7 +356,7 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     # Spark's readers name a file by its URI (``a%20b`` for ``a b``): map back to the planned path.
     as_read = {f: spark_path(spark, f) for f in files}
     planned = {v: k for k, v in as_read.items()}
-    scan = scan_json_files(spark, source, schema, files) if source.format in ("json", "jsonl") else None
+    scan = scan_json_files(spark, source, schema, files) if json_reader_allowed(source) else None
     scan_s = lap()
     fast = [f for f in files if scan is not None and as_read[f] in scan.fast]
     rest = [f for f in files if f not in fast]

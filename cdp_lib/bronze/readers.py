@@ -21,7 +21,7 @@ from cdp_lib.bronze.sources import Source
 from cdp_lib.errors import SchemaContractError
 
 __all__ = ["JsonScan", "read_files", "read_json_fast", "read_jdbc", "parse_json_lines", "json_lines", "conform",
-           "reparse_json_lines", "scan_json_files"]
+           "json_reader_allowed", "reparse_json_lines", "scan_json_files"]
 
 _INTERNAL = "_cdp_"  # prefix of helper columns that never reach bronze
 _CORRUPT = "_cdp_corrupt"
@@ -196,6 +196,12 @@ class JsonScan:
     broken: dict[str, list[int]]
 
 
+def json_reader_allowed(source: Source) -> bool:
+    """Whether Spark's JSON reader may take any of the source's files: not when a reader option
+    splits or decodes lines otherwise than the text parser does."""
+    return source.format in ("json", "jsonl") and not set(_opts(source)) & _LINE_OPTIONS
+
+
 def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> JsonScan:
     """One pass over the text of ``files``: the top-level keys of every line (the drift check
     :func:`parse_json_lines` makes per line, made here per file), one small row per file."""
@@ -209,8 +215,6 @@ def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, f
         # parser replaces them): such a file stays on the text parser.
         (~F.col("value").startswith("{") | ~F.is_valid_utf8("value")).alias("odd"),
         F.when(F.col("_cdp_keys").isNull(), F.xxhash64("value")).alias("broken"))
-    if set(_opts(source)) & _LINE_OPTIONS:  # lines split or decoded otherwise: text parser only
-        per_line = per_line.withColumn("odd", F.lit(True))
     rows = per_line.groupBy(_FILE).agg(
         F.count(F.lit(1)).alias("lines"),
         F.count_if("drift").alias("drift"),
