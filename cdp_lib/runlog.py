@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-__all__ = ["RUN_LOG_SCHEMA", "StageRun", "nested_totals", "new_run_id", "record_stage", "stage_run"]
+__all__ = ["RUN_LOG_SCHEMA", "StageRun", "held_source_rows", "nested_totals", "new_run_id", "record_stage",
+           "stage_run"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,27 @@ def record_stage(spark: SparkSession, path: str, run: StageRun, started: float, 
         open_stage[1].nested.append(row)
         return
     spark.createDataFrame([*run.nested, row], RUN_LOG_SCHEMA).write.format("delta").mode("append").save(path)
+
+
+@contextmanager
+def held_source_rows(spark: SparkSession, path: str):
+    """Per-source rows logged inside are committed together when it ends (one Delta commit), as
+    an open stage row would hold them; inside an open stage row of ``path``, that row holds them.
+
+    The hold lives in the context: code that logs from worker threads must run there in a copy
+    of this context (``contextvars.copy_context().run``)."""
+    open_stage = _OPEN_STAGE.get()
+    if open_stage is not None and open_stage[0] == path:
+        yield
+        return
+    holder = StageRun(run_id="", stage="")
+    token = _OPEN_STAGE.set((path, holder))
+    try:
+        yield
+    finally:
+        _OPEN_STAGE.reset(token)
+        if holder.nested:
+            spark.createDataFrame(holder.nested, RUN_LOG_SCHEMA).write.format("delta").mode("append").save(path)
 
 
 def nested_totals(run: StageRun) -> dict[str, int | None]:

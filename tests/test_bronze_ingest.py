@@ -230,3 +230,49 @@ def test_every_uncommitted_plan_is_replayed_oldest_first_and_a_repeated_row_coun
             row(2, "planned", "c"), row(2, "planned", "d")]
     assert [(b.seq, [f.path for f in b.files], b.resumed) for b in pending_batches(rows, "s")] == [
         (1, ["b"], True), (2, ["c", "d"], True)]
+
+
+def test_a_failing_source_leaves_the_others_written_committed_and_logged_in_one_commit(spark, settings, tmp_path):
+    # Three sources written at once; one fails (a CSV header repeating a column). The other two
+    # finish and commit, the failed one stays planned, and the three run-log rows are one commit.
+    from cdp_lib.errors import SchemaContractError
+
+    lh = private_lakehouse(spark, settings, tmp_path)
+    landing = lh.settings.lakehouse.landing
+    write_text(landing, "crm/2026-01-01/contacts_full_2026-01-01.csv", "contact_id,contact_id\nC1,C1\n")
+    write_text(landing, "events/2026-01-01/events-0001.jsonl", EVENTS_DAY1)
+    write_parquet(spark, landing, "orders/2026-01-01/orders-0001.parquet", [("O1", Decimal("1.00"), [], None)],
+                  ORDER_SCHEMA)
+    with pytest.raises(SchemaContractError, match="repeats a column name"):
+        ingest_sources(spark, lh, sources(CONTACTS, EVENTS, ORDERS), run_id="run-p", parallel=3)
+    states = {(r.source, r.status) for r in lh.read("ops", "bronze_file_log").collect()}
+    assert states == {("tb_contacts", "planned"), ("tb_events", "planned"), ("tb_events", "committed"),
+                      ("tb_orders", "planned"), ("tb_orders", "committed")}
+    assert (lh.read("bronze", "tb_events").count(), lh.read("bronze", "tb_orders").count()) == (2, 1)
+    logged = {(r.source, r.status) for r in lh.read("ops", "run_log").collect()}
+    assert logged == {("tb_contacts", "failed"), ("tb_events", "success"), ("tb_orders", "success")}
+    assert lh.version("ops", "run_log") == 0  # one commit for the three rows
+
+
+def test_sources_run_at_once_wait_for_each_other_and_raise_the_first_failure():
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from cdp_lib.bronze.ingest import _each
+
+    started, finished = threading.Event(), threading.Event()
+
+    def work(source):
+        if source.name == "bad":
+            assert started.wait(10)
+            raise ValueError("boom")
+        started.set()
+        time.sleep(0.3)
+        finished.set()
+        return {"ok": source.name}
+
+    with pytest.raises(ValueError, match="boom"):
+        _each([SimpleNamespace(name="bad"), SimpleNamespace(name="slow")], work, 2)
+    assert finished.is_set()  # the source already running was not abandoned mid-write
+    assert _each([SimpleNamespace(name=n) for n in "abc"], work, 2) == {n: {"ok": n} for n in "abc"}

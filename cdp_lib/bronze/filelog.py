@@ -10,9 +10,11 @@ that plan (see :mod:`cdp_lib.bronze.ingest` for why that is exactly-once).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlparse
@@ -144,21 +146,25 @@ def _local_path(uri: str) -> str | None:
     return None
 
 
+def _sha256(local: str) -> str:
+    digest = hashlib.sha256()
+    with open(local, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)  # releases the GIL: files hash in parallel threads
+    return digest.hexdigest()
+
+
 def hash_files(spark: SparkSession, paths: Iterable[str]) -> dict[str, str]:
-    """SHA-256 of each file's bytes: streamed in Python for local files, one Spark job otherwise."""
+    """SHA-256 of each file's bytes: streamed in Python threads for local files (one per core),
+    one Spark job otherwise."""
     paths = list(paths)
+    local = {p: _local_path(p) for p in paths}
+    mine = [p for p in paths if local[p] is not None]
+    remote = [p for p in paths if local[p] is None]
     out: dict[str, str] = {}
-    remote = []
-    for path in paths:
-        local = _local_path(path)
-        if local is None:
-            remote.append(path)
-            continue
-        digest = hashlib.sha256()
-        with open(local, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        out[path] = digest.hexdigest()
+    if mine:
+        with ThreadPoolExecutor(max_workers=min(len(mine), os.cpu_count() or 1)) as pool:
+            out.update(zip(mine, pool.map(_sha256, [local[p] for p in mine]), strict=True))
     if remote:
         rows = (
             spark.read.format("binaryFile").load(remote)

@@ -42,10 +42,14 @@ row committed late with ``updated_at`` at or below an already recorded upper bou
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -74,7 +78,7 @@ from cdp_lib.bronze.readers import (
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
-from cdp_lib.runlog import new_run_id, stage_run
+from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
 
 __all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_table"]
 
@@ -86,6 +90,7 @@ HASH_FILTER_MAX = 200_000
 # Files of a batch counted one by one as they are read (two counters each); more are counted
 # by reading the written rows back.
 PER_FILE_COUNTED = 16
+_CATALOG = threading.Lock()
 
 
 def quarantine_table(source: str) -> str:
@@ -93,10 +98,12 @@ def quarantine_table(source: str) -> str:
 
 
 def ingest_sources(spark: SparkSession, lakehouse: Lakehouse, config: SourcesConfig,
-                   names: list[str] | None = None, run_id: str | None = None) -> dict[str, dict]:
-    """Ingest every source (or ``names``); returns ``{source: {files, rows, quarantined, ...}}``."""
+                   names: list[str] | None = None, run_id: str | None = None,
+                   parallel: int | None = None) -> dict[str, dict]:
+    """Ingest every source (or ``names``), ``parallel`` (default: the config's) at once; returns
+    ``{source: {files, rows, quarantined, ...}}``."""
     selected = [config.get(n) for n in names] if names else [s for s in config.sources if s.enabled]
-    return _ingest(spark, lakehouse, selected, run_id or new_run_id())
+    return _ingest(spark, lakehouse, selected, run_id or new_run_id(), parallel or config.parallel)
 
 
 def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str) -> dict:
@@ -104,12 +111,14 @@ def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run
     return _ingest(spark, lakehouse, [source], run_id)[source.name]
 
 
-def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], run_id: str) -> dict[str, dict]:
-    """One read of the file log, one commit of every source's new plan, each source's data, then
-    one commit of every batch written (two file-log commits per run, not per source).
+def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], run_id: str,
+            parallel: int = 1) -> dict[str, dict]:
+    """One read of the file log, one commit of every source's new plan, each source's data
+    (``parallel`` sources at once, the most bytes first), then one commit of every batch written
+    and one of the sources' run-log rows (two file-log commits per run, not per source).
 
-    A failing source stops the run as before; the batches written before it are committed, the
-    plans after it stay planned and are replayed by the next run."""
+    A failing source stops the run: the sources already being written finish, the batches
+    written are committed, the plans not started stay planned and are replayed by the next run."""
     log_path = lakehouse.path("ops", FILE_LOG_TABLE)
     logged: dict[str, list] = {s.name: [] for s in selected}
     for row in read_log(spark, log_path):
@@ -123,11 +132,34 @@ def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], r
     if new:
         write_log(spark, log_path, new, "planned", run_id)
     written: list[Batch] = []
+    # The largest first: the small sources' driver-side work then overlaps its tasks.
+    order = sorted(selected, key=lambda s: -sum(f.size or 0 for b in plans[s.name][0] for f in b.files))
     try:
-        return {s.name: _ingest_planned(spark, lakehouse, s, run_id, *plans[s.name], written) for s in selected}
+        with held_source_rows(spark, lakehouse.path("ops", "run_log")):
+            done = _each(order, lambda s: _ingest_planned(spark, lakehouse, s, run_id, *plans[s.name], written),
+                         parallel)
+        return {s.name: done[s.name] for s in selected}
     finally:
         if written:
             write_log(spark, log_path, written, "committed", run_id)
+
+
+def _each(sources: list[Source], work: Callable[[Source], dict], parallel: int) -> dict[str, dict]:
+    """``{source: work(source)}``, ``parallel`` at once (threads sharing the SparkSession, each in
+    a copy of this context, so run-log rows reach the open hold). The first failure cancels the
+    sources not started and is raised once the running ones have finished."""
+    if parallel <= 1 or len(sources) <= 1:
+        return {s.name: work(s) for s in sources}
+    with ThreadPoolExecutor(max_workers=min(parallel, len(sources)), thread_name_prefix="bronze") as pool:
+        futures = {pool.submit(contextvars.copy_context().run, work, s): s.name for s in sources}
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in finished):
+            for future in futures:
+                future.cancel()
+    failed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    if failed:
+        raise failed[0]
+    return {name: future.result() for future, name in futures.items()}
 
 
 def _ingest_planned(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str, batches: list[Batch],
@@ -147,11 +179,8 @@ def _ingest_planned(spark: SparkSession, lakehouse: Lakehouse, source: Source, r
         summary["batch_id"] = summary["batch_ids"][-1] if summary["batch_ids"] else None
         summary["write_s"] = round(time.time() - started, 2)
         if summary["batch_ids"]:
-            for layer, table in (("bronze", source.name), ("bronze", quarantine_table(source.name)),
-                                 ("ops", FILE_LOG_TABLE)):
-                # The catalog check is in memory; register() would load each Delta log again.
-                if not _registered(spark, layer, table) and lakehouse.exists(layer, table):
-                    lakehouse.register(layer, table)
+            with _CATALOG:  # two threads must not both find a table missing and create it
+                _register(spark, lakehouse, source)
         run.rows_in = summary["rows"] + summary["quarantined"]
         run.rows_out = summary["rows"]
         run.rows_quarantined = summary["quarantined"]
@@ -159,6 +188,13 @@ def _ingest_planned(spark: SparkSession, lakehouse: Lakehouse, source: Source, r
         if not summary["batch_ids"]:
             run.status = "skipped"
     return summary
+
+
+def _register(spark: SparkSession, lakehouse: Lakehouse, source: Source) -> None:
+    for layer, table in (("bronze", source.name), ("bronze", quarantine_table(source.name)), ("ops", FILE_LOG_TABLE)):
+        # The catalog check is in memory; register() would load each Delta log again.
+        if not _registered(spark, layer, table) and lakehouse.exists(layer, table):
+            lakehouse.register(layer, table)
 
 
 def _registered(spark: SparkSession, layer: str, table: str) -> bool:
@@ -408,9 +444,9 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         mismatch = False
     if scan is not None:  # the scan counted each file's lines
         mismatch = mismatch or any(scan.lines.get(as_read[f], 0) != sum(stats.get(f, (0, 0))) for f in files)
-    log.info("bronze/%s: %d of %d files by the JSON reader; scan %.1fs, bronze %.1fs, quarantine %.1fs "
-             "(%d of %d files re-read%s), counts %.1fs", source.name, len(fast), len(files), scan_s, write_s,
-             quarantine_s, len(bad_files), len(files), ", broken lines by hash" if scan and bad_files and by_hash
+    log.info("bronze/%s: %s%d files: scan %.1fs, bronze %.1fs, quarantine %.1fs (%d files re-read%s), counts %.1fs",
+             source.name, f"{len(fast)} by the JSON reader of " if scan is not None else "", len(files), scan_s,
+             write_s, quarantine_s, len(bad_files), ", broken lines by hash" if scan and bad_files and by_hash
              else "", lap())
     good_total, bad_total = sum(g for g, _ in stats.values()), sum(b for _, b in stats.values())
     if mismatch or good_total + bad_total != rows or n_bad_again != n_bad or bad_total != n_bad:

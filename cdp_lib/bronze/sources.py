@@ -118,6 +118,9 @@ class Source(StrictModel):
 
 class SourcesConfig(StrictModel):
     sources: list[Source]
+    # Sources written at once (threads of one SparkSession): a small source's driver-side work
+    # (planning, Delta commits) overlaps a large one's tasks. 1 writes them one by one.
+    parallel: int = Field(default=2, ge=1, le=16)
 
     @model_validator(mode="after")
     def _unique(self):
