@@ -1,7 +1,7 @@
 """JSON lines on the fast path: files with nothing to rescue are parsed by Spark's JSON reader
-and their quarantine rows re-parsed from the text (all of a file's lines, or just its broken
-lines by hash). Bronze and quarantine must be exactly what the one-pass text parser gives.
-Real Spark, real Delta, files written here."""
+and their quarantine rows re-parsed from the text (all of a file's lines, just its broken lines
+kept by pass 1, or those found again by hash). Bronze and quarantine must be exactly what the
+one-pass text parser gives. Real Spark, real Delta, files written here."""
 
 from __future__ import annotations
 
@@ -90,14 +90,30 @@ def _check_day(spark, lh, config, files, summary):
     assert per_file == {(f, counted.get(f, 0), quarantined.get(f, 0)) for f in files}
 
 
-def test_clean_files_take_the_json_reader_and_broken_lines_are_found_by_hash(spark, lake, caplog):
+def test_clean_files_take_the_json_reader_and_broken_lines_come_from_pass_one(spark, lake, caplog):
     lh, config = lake
     files = _deliver(lh, DAY1)
     scan = scan_json_files(spark, config.get("tf_events"), contract_schema(spark, config.get("tf_events")), files)
     assert scan.fast == frozenset(files) and scan.lines == dict(zip(files, [3, 3], strict=True))
+    assert sum(scan.broken_bytes.values()) == len(BROKEN[0]) + 2 * len(BROKEN[1])
     with caplog.at_level(logging.INFO, logger="cdp_lib.bronze.ingest"):
         summary = ingest_sources(spark, lh, config, run_id="fast-1")
-    assert "2 of 2 files by the JSON reader" in caplog.text and "broken lines by hash" in caplog.text
+    assert "2 by the JSON reader of 2 files" in caplog.text and "broken lines kept from pass 1" in caplog.text
+    assert (summary["tf_events"]["rows"], summary["tf_events"]["quarantined"]) == (3, 3)
+    _check_day(spark, lh, config, files, summary)
+
+
+def test_broken_lines_over_the_kept_bytes_are_found_again_by_hash(spark, lake, caplog, monkeypatch):
+    import cdp_lib.bronze.ingest as ingest
+
+    monkeypatch.setattr(ingest, "COLLECT_MAX_BYTES", len(BROKEN[0]))  # fewer than the broken lines' bytes
+    lh, config = lake
+    # New bytes (same bytes would be a re-delivery): the ids of day 1 with another prefix.
+    files = _deliver(lh, {rel.replace("2026-01-01", "2026-01-05"): [line.replace('":"m', '":"k') for line in lines]
+                          for rel, lines in DAY1.items()})
+    with caplog.at_level(logging.INFO, logger="cdp_lib.bronze.ingest"):
+        summary = ingest_sources(spark, lh, config, run_id="fast-1b")
+    assert "2 by the JSON reader of 2 files" in caplog.text and "broken lines by hash" in caplog.text
     assert (summary["tf_events"]["rows"], summary["tf_events"]["quarantined"]) == (3, 3)
     _check_day(spark, lh, config, files, summary)
 
@@ -110,7 +126,7 @@ def test_other_bad_rows_reparse_whole_files_and_drift_or_arrays_take_the_text_pa
     assert scan.fast == frozenset(f for f, rel in zip(files, DAY2, strict=True) if rel in DAY2_FAST)
     with caplog.at_level(logging.INFO, logger="cdp_lib.bronze.ingest"):
         summary = ingest_sources(spark, lh, config, run_id="fast-2")
-    assert "1 of 3 files by the JSON reader" in caplog.text and "broken lines by hash" not in caplog.text
+    assert "1 by the JSON reader of 3 files" in caplog.text and "broken lines" not in caplog.text
     # m6, m10, m12 good, m9 rescued; m7 (type), u8 (required), the broken line and the array quarantined.
     assert (summary["tf_events"]["rows"], summary["tf_events"]["quarantined"]) == (4, 4)
     _check_day(spark, lh, config, files, summary)

@@ -68,7 +68,9 @@ from cdp_lib.bronze.filelog import (
     write_log,
 )
 from cdp_lib.bronze.readers import (
+    broken_line,
     json_reader_allowed,
+    parse_json_lines,
     read_files,
     read_jdbc,
     read_json_fast,
@@ -87,6 +89,9 @@ log = logging.getLogger(__name__)
 FILE_LOG_TABLE = "bronze_file_log"
 # Broken JSON lines re-parsed by hash in the quarantine pass at most; more re-parse their files.
 HASH_FILTER_MAX = 200_000
+# Broken JSON lines (of files the JSON reader takes) kept from pass 1 for quarantine, at most so
+# many bytes in all (the scan knows the figure first); more are found again by hash.
+COLLECT_MAX_BYTES = 64 << 20
 # Files of a batch counted one by one as they are read (two counters each); more are counted
 # by reading the written rows back.
 PER_FILE_COUNTED = 16
@@ -346,9 +351,12 @@ def _write_cached(lakehouse: Lakehouse, source: Source, schema, batch: Batch, pa
     return stats
 
 
-def _observed(parsed: DataFrame, lineage: str, files: list[str]) -> tuple[DataFrame, Observation]:
+def _observed(parsed: DataFrame, lineage: str, files: list[str],
+              keep_broken: bool = False) -> tuple[DataFrame, Observation]:
     """``parsed`` counted as it streams by: rows, bad rows, the files holding a bad row and, for
     up to ``PER_FILE_COUNTED`` ``files``, each file's rows (``n<i>``) and bad rows (``b<i>``).
+    ``keep_broken``: also the bad rows whose raw line is not a JSON object (``broken``: the line
+    as ``value`` and its file as ``_cdp_file``); only when their number is known to be small.
 
     The observation also keeps the filter on ``_reason`` above the parse: pushed below it, the
     filter would evaluate the parse (from_json, the key scan) once more per row."""
@@ -356,6 +364,9 @@ def _observed(parsed: DataFrame, lineage: str, files: list[str]) -> tuple[DataFr
     bad = F.col("_reason").isNotNull()
     metrics = [F.count(F.lit(1)).alias("rows"), F.count_if(bad).alias("bad"),
                F.collect_set(F.when(bad, F.col(lineage))).alias("bad_files")]
+    if keep_broken:
+        line = F.struct(F.col("_raw").alias("value"), F.col(lineage).alias("_cdp_file"))
+        metrics.append(F.collect_list(F.when(bad & broken_line(F.col("_raw")), line)).alias("broken"))
     if len(files) <= PER_FILE_COUNTED:
         for i, f in enumerate(files):
             hit = F.col(lineage) == F.lit(f)
@@ -396,9 +407,14 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     scan_s = lap()
     fast = [f for f in files if scan is not None and as_read[f] in scan.fast]
     rest = [f for f in files if f not in fast]
-    parts = [(fast, read_json_fast(spark, source, schema, fast))] if fast else []
-    parts += [(rest, read_files(spark, source, schema, rest))] if rest else []
-    branches = [(_observed(frame, lineage, [as_read[f] for f in names]), names) for names, frame in parts]
+    # The fast files' broken lines (the scan counted them) come back from pass 1 when few.
+    fast_broken = sum(len(scan.broken.get(as_read[f], [])) for f in fast) if fast else 0
+    keep = 0 < fast_broken <= HASH_FILTER_MAX and sum(
+        scan.broken_bytes.get(as_read[f], 0) for f in fast) <= COLLECT_MAX_BYTES
+    parts = [(fast, read_json_fast(spark, source, schema, fast), keep)] if fast else []
+    parts += [(rest, read_files(spark, source, schema, rest), False)] if rest else []
+    branches = [(_observed(frame, lineage, [as_read[f] for f in names], kept), names)
+                for names, frame, kept in parts]
     good = None
     for (frame, _), _ in branches:
         part = _good(_stamp(frame, source, batch, now), source, schema)
@@ -411,12 +427,24 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
     counted = [_per_file(m, names) for m, names in seen]
     per_file = None if None in counted else {f: nb for c in counted for f, nb in c.items()}
 
-    by_hash = False
+    by_hash = by_lines = False
     if bad_files and scan is not None:
         broken = {f: scan.broken.get(as_read[f], []) for f in fast if f in bad_files}
-        # The fast files' bad rows are all broken lines: re-parse only those (by hash).
-        by_hash = bool(fast) and seen[0][0]["bad"] == sum(map(len, broken.values())) <= HASH_FILTER_MAX
-        redo = reparse_json_lines(spark, source, schema, bad_files, broken if by_hash else None)
+        # The fast files' bad rows are exactly the lines the scan found broken: parse the lines
+        # pass 1 kept, or re-read only those lines (by hash), instead of the whole files.
+        only_broken = bool(fast) and seen[0][0]["bad"] == fast_broken == sum(map(len, broken.values()))
+        by_lines = only_broken and keep and len(seen[0][0]["broken"]) == fast_broken
+        by_hash = only_broken and not by_lines and fast_broken <= HASH_FILTER_MAX
+        lines = seen[0][0]["broken"] if by_lines else []
+        if by_lines:
+            others = [f for f in bad_files if f not in broken]
+            kept_lines = spark.createDataFrame([(r["value"], r["_cdp_file"]) for r in lines],
+                                               "value string, _cdp_file string")
+            redo = parse_json_lines(kept_lines, source, schema, F.col("value"), F.col("_cdp_file"))
+            if others:
+                redo = redo.unionByName(reparse_json_lines(spark, source, schema, others))
+        else:
+            redo = reparse_json_lines(spark, source, schema, bad_files, broken if by_hash else None)
     elif bad_files:
         redo = read_files(spark, source, schema, bad_files)
     else:
@@ -446,8 +474,8 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         mismatch = mismatch or any(scan.lines.get(as_read[f], 0) != sum(stats.get(f, (0, 0))) for f in files)
     log.info("bronze/%s: %s%d files: scan %.1fs, bronze %.1fs, quarantine %.1fs (%d files re-read%s), counts %.1fs",
              source.name, f"{len(fast)} by the JSON reader of " if scan is not None else "", len(files), scan_s,
-             write_s, quarantine_s, len(bad_files), ", broken lines by hash" if scan and bad_files and by_hash
-             else "", lap())
+             write_s, quarantine_s, len(bad_files), ", broken lines kept from pass 1" if by_lines
+             else ", broken lines by hash" if by_hash else "", lap())
     good_total, bad_total = sum(g for g, _ in stats.values()), sum(b for _, b in stats.values())
     if mismatch or good_total + bad_total != rows or n_bad_again != n_bad or bad_total != n_bad:
         raise RuntimeError(

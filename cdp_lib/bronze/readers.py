@@ -20,8 +20,8 @@ from pyspark.sql import types as T
 from cdp_lib.bronze.sources import Source
 from cdp_lib.errors import SchemaContractError
 
-__all__ = ["JsonScan", "read_files", "read_json_fast", "read_jdbc", "parse_json_lines", "json_lines", "conform",
-           "json_reader_allowed", "reparse_json_lines", "scan_json_files"]
+__all__ = ["JsonScan", "broken_line", "read_files", "read_json_fast", "read_jdbc", "parse_json_lines", "json_lines",
+           "conform", "json_reader_allowed", "reparse_json_lines", "scan_json_files"]
 
 _INTERNAL = "_cdp_"  # prefix of helper columns that never reach bronze
 _CORRUPT = "_cdp_corrupt"
@@ -189,11 +189,13 @@ class JsonScan:
     reader makes exactly one row of it) and no line has a top-level key outside the contract
     (nothing to rescue). ``broken``: per file, ``xxhash64`` of each line that is not a JSON
     object (malformed, cut off); such a line goes to quarantine on either path.
+    ``broken_bytes``: per file, the UTF-8 bytes of those lines.
     """
 
     lines: dict[str, int]
     fast: frozenset[str]
     broken: dict[str, list[int]]
+    broken_bytes: dict[str, int]
 
 
 def json_reader_allowed(source: Source) -> bool:
@@ -214,18 +216,27 @@ def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, f
         # Not '{' first, or bytes that are not UTF-8 (the JSON reader rejects them, the text
         # parser replaces them): such a file stays on the text parser.
         (~F.col("value").startswith("{") | ~F.is_valid_utf8("value")).alias("odd"),
-        F.when(F.col("_cdp_keys").isNull(), F.xxhash64("value")).alias("broken"))
+        F.when(F.col("_cdp_keys").isNull(), F.xxhash64("value")).alias("broken"),
+        F.when(F.col("_cdp_keys").isNull(), F.octet_length("value")).alias("broken_bytes"))
     rows = per_line.groupBy(_FILE).agg(
         F.count(F.lit(1)).alias("lines"),
         F.count_if("drift").alias("drift"),
         F.count_if("odd").alias("odd"),
         F.collect_list("broken").alias("broken"),
+        F.sum("broken_bytes").alias("broken_bytes"),
     ).collect()
     return JsonScan(
         lines={r[_FILE]: r["lines"] for r in rows},
         fast=frozenset(r[_FILE] for r in rows if r["drift"] == 0 and r["odd"] == 0),
         broken={r[_FILE]: list(r["broken"]) for r in rows},
+        broken_bytes={r[_FILE]: r["broken_bytes"] or 0 for r in rows},
     )
+
+
+def broken_line(raw: Column) -> Column:
+    """Whether ``raw`` (a line) is not a JSON object at all: a line :func:`scan_json_files` hashes
+    as broken. Evaluate it on the few bad rows only (it parses the line's keys)."""
+    return raw.isNotNull() & F.json_object_keys(raw).isNull()
 
 
 def reparse_json_lines(spark: SparkSession, source: Source, schema: T.StructType, files: list[str],
@@ -249,9 +260,9 @@ def read_json_fast(spark: SparkSession, source: Source, schema: T.StructType, fi
     """Files :func:`scan_json_files` found ``fast``, parsed by Spark's JSON reader (no text
     column, no per-line key scan: about twice as fast as :func:`parse_json_lines`).
 
-    The good rows equal :func:`parse_json_lines`' on these files; a bad row gets a reason but
-    no ``_raw`` (a row that breaks only a ``nullable: false`` rule has no raw line here): take
-    quarantine rows from :func:`parse_json_lines`.
+    The good rows equal :func:`parse_json_lines`' on these files; a bad row gets a reason, and
+    ``_raw`` is its line when the reader could not parse it (null for a row that breaks only a
+    ``nullable: false`` rule): take quarantine rows from :func:`parse_json_lines`.
     """
     opts = _opts(source)
     read_schema = T.StructType(schema.fields + [T.StructField(_CORRUPT, T.StringType())])
@@ -263,7 +274,7 @@ def read_json_fast(spark: SparkSession, source: Source, schema: T.StructType, fi
         .select("*", F.col("_metadata.file_path").alias(_FILE))
     )
     bad = F.when(F.col(_CORRUPT).isNotNull(), F.lit("malformed json or a field not of its declared type"))
-    return conform(df, source, schema, F.col(_FILE), bad, F.lit(None).cast("string"), F.lit(None).cast("string"))
+    return conform(df, source, schema, F.col(_FILE), bad, F.col(_CORRUPT), F.lit(None).cast("string"))
 
 
 def _read_parquet(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> DataFrame:
