@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", action="append", help="only these sources")
     p.add_argument("--parallel", type=int, default=None, help="sources written at once (default: sources.yaml)")
     args = p.parse_args(argv)
+    # Bronze's own per-source lines (scan, bronze and quarantine seconds, the quarantine route) on stderr.
+    logging.basicConfig(format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("cdp_lib.bronze").setLevel(logging.INFO)
 
     work = Path(args.work)
     settings = load_settings(args.env, PROJECT / "conf")

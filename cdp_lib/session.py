@@ -34,6 +34,9 @@ def session_conf(settings: Settings, *, include_jars: bool = True) -> dict[str, 
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        # Jobs of threads in different pools share the cores (bronze writes sources in lanes);
+        # one thread's jobs run as under FIFO.
+        "spark.scheduler.mode": "FAIR",
         "spark.sql.warehouse.dir": lh.warehouse_dir,
         "spark.checkpoint.dir": f"{lh.checkpoint_root}/spark",
         # Change Data Feed on every new Delta table: silver/gold read bronze/silver incrementally.

@@ -276,3 +276,32 @@ def test_sources_run_at_once_wait_for_each_other_and_raise_the_first_failure():
         _each([SimpleNamespace(name="bad"), SimpleNamespace(name="slow")], work, 2)
     assert finished.is_set()  # the source already running was not abandoned mid-write
     assert _each([SimpleNamespace(name=n) for n in "abc"], work, 2) == {n: {"ok": n} for n in "abc"}
+
+
+def test_heavy_sources_take_one_lane_one_at_a_time_beside_the_light_ones():
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from cdp_lib.bronze.ingest import _each
+
+    lock, running, overlaps = threading.Lock(), set(), []
+    light_started = threading.Event()
+
+    def work(source):
+        with lock:
+            running.add(source.name)
+            overlaps.append(sorted(running))
+        if source.name == "h1":
+            assert light_started.wait(10)  # a light source runs while the first heavy one does
+        if source.name.startswith("l"):
+            light_started.set()
+        time.sleep(0.05)
+        with lock:
+            running.discard(source.name)
+        return source.name
+
+    names = ["h1", "h2", "h3", "l1", "l2", "l3"]
+    out = _each([SimpleNamespace(name=n) for n in names], work, 3, frozenset({"h1", "h2", "h3"}))
+    assert out == {n: n for n in names}
+    assert all(sum(n.startswith("h") for n in seen) <= 1 for seen in overlaps)
