@@ -272,9 +272,12 @@ def test_sources_run_at_once_wait_for_each_other_and_raise_the_first_failure():
         finished.set()
         return {"ok": source.name}
 
+    ran = []
     with pytest.raises(ValueError, match="boom"):
-        _each([SimpleNamespace(name="bad"), SimpleNamespace(name="slow")], work, 2)
+        _each([SimpleNamespace(name=n) for n in ("bad", "slow", "next")],
+              lambda s: ran.append(s.name) or work(s), 2)
     assert finished.is_set()  # the source already running was not abandoned mid-write
+    assert "next" not in ran  # and none started after the failure
     assert _each([SimpleNamespace(name=n) for n in "abc"], work, 2) == {n: {"ok": n} for n in "abc"}
 
 

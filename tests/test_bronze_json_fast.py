@@ -189,10 +189,12 @@ def test_nan_invalid_utf8_and_a_space_in_the_name_agree_with_the_text_parser(spa
     assert per_file == {(files[0], 1, 2), (files[1], 2, 0)}
 
 
-def test_options_that_split_or_decode_lines_keep_a_source_off_the_json_reader():
+def test_options_that_split_decode_or_relax_lines_keep_a_source_off_the_json_reader():
     from cdp_lib.bronze.readers import json_reader_allowed
 
     assert json_reader_allowed(sources(EVENTS).get("tf_events"))
-    for options in ({"encoding": "ISO-8859-1"}, {"multiLine": True}, {"lineSep": "\r"}):
+    # Also leniency the key scan does not share: a line with a comment would be good to the reader only.
+    for options in ({"encoding": "ISO-8859-1"}, {"multiLine": True}, {"lineSep": "\r"}, {"allowComments": True},
+                    {"allowSingleQuotes": True}):
         assert not json_reader_allowed(sources({**EVENTS, "options": options}).get("tf_events"))
     assert not json_reader_allowed(sources({**EVENTS, "format": "csv"}).get("tf_events"))

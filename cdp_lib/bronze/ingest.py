@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from pyspark import StorageLevel
+from pyspark import InheritableThread, StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -173,29 +173,44 @@ def _each(sources: list[Source], work: Callable[[Source], dict], parallel: int,
     failed: list[BaseException] = []
 
     def lane(number: int) -> None:
-        first = number == 0
-        if spark is not None:
-            spark.sparkContext.setLocalProperty("spark.scheduler.pool", f"bronze-{number}")
-        while True:
-            with lock:
-                queue = queues[0] if first and queues[0] else queues[1]
-                if failed or not queue:
-                    return
-                source = queue.popleft()
-            try:
-                done[source.name] = work(source)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller's thread below
+        try:
+            if spark is not None:
+                spark.sparkContext.setLocalProperty("spark.scheduler.pool", f"bronze-{number}")
+            while True:
                 with lock:
-                    failed.append(exc)
-                return
+                    # The first lane takes the heavy sources; any lane takes them if it has died.
+                    queue = queues[0] if queues[0] and (number == 0 or 0 not in alive) else queues[1]
+                    if failed or not queue:
+                        return
+                    source = queue.popleft()
+                done[source.name] = work(source)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+            with lock:
+                failed.append(exc)
+        finally:
+            with lock:
+                alive.discard(number)
 
-    lanes = [threading.Thread(target=contextvars.copy_context().run, args=(lane, i), name=f"bronze-{i}")
-             for i in range(min(parallel, len(sources)))]
-    for thread in lanes:
-        thread.start()
-    for thread in lanes:
-        thread.join()
+    # InheritableThread: a lane's jobs carry the caller's local properties (job group, tags).
+    thread = InheritableThread if spark is not None else threading.Thread
+    count = min(parallel, len(sources))
+    alive = set(range(count))
+    lanes = []
+    try:
+        for i in range(count):
+            lanes.append(thread(target=contextvars.copy_context().run, args=(lane, i), name=f"bronze-{i}"))
+            lanes[-1].start()
+        for t in lanes:
+            t.join()
+    except BaseException as exc:  # Ctrl-C while waiting: start nothing more, let the running finish
+        with lock:
+            failed.append(exc)
+        for t in lanes:
+            t.join()
+        raise
     if failed:
+        for exc in failed[1:]:
+            log.error("bronze: another source failed in the same run too (%s)", type(exc).__name__)
         raise failed[0]
     return {s.name: done[s.name] for s in sources}
 
@@ -467,7 +482,9 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         # pass 1 kept, or re-read only those lines (by hash), instead of the whole files.
         only_broken = bool(fast) and seen[0][0]["bad"] == fast_broken == sum(map(len, broken.values()))
         by_lines = only_broken and keep and len(seen[0][0]["broken"]) == fast_broken
-        by_hash = only_broken and not by_lines and fast_broken <= HASH_FILTER_MAX
+        # A kept list of another length: the reader and the scan disagree on a line; the whole
+        # files are parsed again, and the counts below tell.
+        by_hash = only_broken and not keep and fast_broken <= HASH_FILTER_MAX
         lines = seen[0][0]["broken"] if by_lines else []
         if by_lines:
             others = [f for f in bad_files if f not in broken]
@@ -503,8 +520,9 @@ def _write_new_files(spark: SparkSession, lakehouse: Lakehouse, source: Source, 
         good_n = _batch_counts(spark, lakehouse.path("bronze", source.name), lineage, batch.batch_id, planned)
         stats = {f: (good_n.get(f, 0), bad_n.get(f, 0)) for f in set(good_n) | set(bad_n)}
         mismatch = False
-    if scan is not None:  # the scan counted each file's lines
+    if scan is not None:  # the scan counted each file's lines, and the broken ones are all bad
         mismatch = mismatch or any(scan.lines.get(as_read[f], 0) != sum(stats.get(f, (0, 0))) for f in files)
+        mismatch = mismatch or bool(fast) and seen[0][0]["bad"] < fast_broken
     log.info("bronze/%s: %s%d files: scan %.1fs, bronze %.1fs, quarantine %.1fs (%d files with bad rows%s), "
              "counts %.1fs",
              source.name, f"{len(fast)} by the JSON reader of " if scan is not None else "", len(files), scan_s,

@@ -200,8 +200,11 @@ class JsonScan:
 
 def json_reader_allowed(source: Source) -> bool:
     """Whether Spark's JSON reader may take any of the source's files: not when a reader option
-    splits or decodes lines otherwise than the text parser does."""
-    return source.format in ("json", "jsonl") and not set(_opts(source)) & _LINE_OPTIONS
+    splits or decodes lines otherwise than the text parser does, nor when an ``allow...`` option
+    (comments, single quotes, ...) makes it accept lines the key scan calls broken."""
+    opts = set(_opts(source))
+    return (source.format in ("json", "jsonl") and not opts & _LINE_OPTIONS
+            and not any(o.lower().startswith("allow") for o in opts))
 
 
 def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, files: list[str]) -> JsonScan:
