@@ -386,9 +386,7 @@ def _write_cached(lakehouse: Lakehouse, source: Source, schema, batch: Batch, pa
     if sum(b for _, b in stats.values()) or not lakehouse.exists("bronze", quarantine_table(source.name)):
         tables.append((quarantine_table(source.name), 1, _bad(parsed, source)))
     for table, side, frame in tables:
-        before = lakehouse.version("bronze", table)
-        _append(frame, lakehouse.path("bronze", table), source.name, batch.seq)
-        if before is not None and lakehouse.version("bronze", table) == before:
+        if not _append(lakehouse, frame, source.name, table, batch.seq):
             # Skipped: an interrupted run wrote it. Trust it only if it holds what this read gives.
             held = _batch_counts(lakehouse.spark, lakehouse.path("bronze", table), lineage, batch.batch_id, planned)
             if any(held.get(f, 0) != counts[side] for f, counts in stats.items()):
@@ -542,9 +540,7 @@ def _append_observed(lakehouse: Lakehouse, df: DataFrame, source: Source, batch:
     Delta skips an append whose txn version it has seen (no commit, no query, so the observation
     would never arrive). For a newly planned batch that only happens when the file log lost
     batches the table holds: an error, not a wait."""
-    before = lakehouse.version("bronze", table)
-    _append(df, lakehouse.path("bronze", table), source.name, batch.seq)
-    if before is not None and lakehouse.version("bronze", table) == before:
+    if not _append(lakehouse, df, source.name, table, batch.seq):
         raise RuntimeError(
             f"bronze/{source.name}: bronze.{table} already holds batch {batch.seq}, which the file log "
             f"does not have as committed (was ops.{FILE_LOG_TABLE} replaced?); nothing was written")
@@ -558,12 +554,15 @@ def _batch_counts(spark: SparkSession, path: str, lineage: str, batch_id: str,
     return {planned.get(r[lineage], r[lineage]): r["count"] for r in rows}
 
 
-def _append(df: DataFrame, path: str, source: str, seq: int) -> None:
-    """One idempotent append: Delta skips it when this source's batch ``seq`` already committed here."""
+def _append(lakehouse: Lakehouse, df: DataFrame, source: str, table: str, seq: int) -> bool:
+    """One idempotent append to ``bronze.<table>``: Delta skips it when this source's batch ``seq``
+    already committed there. Returns whether it committed (False: skipped)."""
+    before = lakehouse.version("bronze", table)
     (
         df.write.format("delta").mode("append")
         .option("txnAppId", f"bronze:{source}")
         .option("txnVersion", seq)
         .option("mergeSchema", True)  # a contract may gain columns (additive evolution)
-        .save(path)
+        .save(lakehouse.path("bronze", table))
     )
+    return before is None or lakehouse.version("bronze", table) != before
