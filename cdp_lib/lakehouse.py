@@ -17,6 +17,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from cdp_lib.config import Settings, join_path
+from cdp_lib.errors import CdpError
 
 __all__ = ["LAYERS", "Lakehouse", "split_table_name"]
 
@@ -30,6 +31,11 @@ def split_table_name(name: str) -> tuple[str, str]:
     """``"silver.contacts"`` -> ``("silver", "contacts")``: config names tables as layer.table."""
     layer, _, table = name.partition(".")
     return layer, table
+
+
+def _columns(df: DataFrame) -> set[tuple[str, str]]:
+    """Names and types (not nullability) of ``df``'s columns."""
+    return {(f.name, f.dataType.simpleString()) for f in df.schema.fields}
 
 
 class Lakehouse:
@@ -80,7 +86,7 @@ class Lakehouse:
         )
 
     def sync(self, df: DataFrame, layer: str, table: str, keys: list[str],
-             scope: Callable[[DataFrame], DataFrame] | None = None) -> int:
+             scope: Callable[[DataFrame], DataFrame] | None = None, compare: list[str] | None = None) -> int:
         """Make the table hold exactly ``df``'s rows (unique on ``keys``); returns rows changed.
 
         A first run writes the table. Later runs compare ``df`` with the table and MERGE only
@@ -92,7 +98,9 @@ class Lakehouse:
 
         ``scope``: when only some rows can have changed, a filter selecting them (applied to the
         table's rows; ``df`` holds the new rows of that scope only): rows outside it are neither
-        compared nor touched.
+        compared nor touched. ``compare``: the columns that decide whether a row changed (default:
+        every column but the keys), e.g. a content hash: a row whose hash is the same keeps its
+        other columns (say, the run that last changed it) as they are.
         """
         from pyspark.sql import functions as F
 
@@ -100,17 +108,27 @@ class Lakehouse:
         if not self.exists(layer, table):
             df.write.format("delta").mode("overwrite").save(path)
             return self.read(layer, table).count()  # from the commit's statistics, not recomputing df
-        values = [c for c in df.columns if c not in keys]
-        new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
         current = self.read(layer, table)
+        if _columns(current) != _columns(df):
+            # A column added, dropped or retyped (a new trait, an enrichment table that appeared):
+            # a MERGE would ignore or fail on it, so the whole table is rewritten once.
+            if scope is not None:
+                raise CdpError(f"{layer}.{table}: its columns differ from the rows to publish; a scoped "
+                               "sync cannot rewrite it (run a full rebuild)")
+            log.info("%s.%s: columns changed; table rewritten", layer, table)
+            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+            return self.read(layer, table).count()
+        values = [c for c in df.columns if c not in keys]
+        compared = values if compare is None else compare
+        new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
         old = (scope(current) if scope is not None else current).select(
-            *[F.col(k).alias(f"_k_{k}") for k in keys], *[F.col(c).alias(f"_o_{c}") for c in values],
+            *[F.col(k).alias(f"_k_{k}") for k in keys], *[F.col(c).alias(f"_o_{c}") for c in compared],
             F.lit(True).alias("_in_old"),
         )
         on = [new[k].eqNullSafe(old[f"_k_{k}"]) for k in keys]
         joined = new.join(old, on, "full_outer")
         differs = F.lit(False)
-        for c in values:
+        for c in compared:
             differs = differs | ~F.col(f"_n_{c}").eqNullSafe(F.col(f"_o_{c}"))
         changes = joined.where(F.col("_in_old").isNull() | F.col("_in_new").isNull() | differs).select(
             *[F.coalesce(F.col(k), F.col(f"_k_{k}")).alias(k) for k in keys],
@@ -173,7 +191,8 @@ class Lakehouse:
 
     def register(self, layer: str, table: str) -> None:
         """Make ``layer.table`` resolvable in SQL (idempotent)."""
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer}")
+        if not self.spark.catalog.databaseExists(layer):  # (IF NOT EXISTS alone warns when it does)
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer}")
         self.spark.sql(f"CREATE TABLE IF NOT EXISTS {layer}.{table} USING delta LOCATION '{self.path(layer, table)}'")
 
     def tables(self, layer: str) -> list[str]:

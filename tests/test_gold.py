@@ -362,21 +362,19 @@ def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
     assert_df_equality(
         incremental, _comparable(lh2), ignore_row_order=True, ignore_column_order=True, ignore_nullable=True
     )
-    # re-running with nothing new changes nothing
+    # re-running with nothing new changes nothing: no commit at all
     v = lh.version("gold", "customer_profile")
-    build_gold(spark, lh, cfg, traits, "g3", as_of=t("2026-04-14 00:00:00"))
-    assert lh.version("gold", "customer_profile") in (v, v + 1)
-    changes = (
-        (
-            spark.read.format("delta")
-            .option("readChangeFeed", "true")
-            .option("startingVersion", v + 1)
-            .load(lh.path("gold", "customer_profile"))
-        )
-        if lh.version("gold", "customer_profile") > v
-        else None
-    )
-    assert changes is None or changes.where(F.col("_change_type") != "update_preimage").count() == 0
+    assert build_gold(spark, lh, cfg, traits, "g3", as_of=t("2026-04-14 00:00:00"))["rows_changed"] == 0
+    assert lh.version("gold", "customer_profile") == v
+    # a customer leaves the map (a split or an erasure): its profile row is deleted, the others stay
+    kept = lh.read("gold", "identity_map").where(F.col("customer_id") != "cus_3").localCheckpoint()
+    kept.write.format("delta").mode("overwrite").save(lh.path("gold", "identity_map"))
+    v = lh.version("gold", "customer_profile")
+    assert build_gold(spark, lh, cfg, traits, "g4", as_of=t("2026-04-14 00:00:00"))["rows_changed"] == 1
+    assert sorted(r.customer_id for r in lh.read("gold", "customer_profile").collect()) == ["cus_1", "cus_2"]
+    feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", v + 1)
+            .load(lh.path("gold", "customer_profile")))
+    assert [(r.customer_id, r._change_type) for r in feed.collect()] == [("cus_3", "delete")]
 
 
 @pytest.mark.parametrize("broadcast", [True, False])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from cdp_lib.errors import CdpError
 from cdp_lib.lakehouse import Lakehouse
 
 SCHEMA = "k1 string, k2 int, v string, w long"
@@ -38,3 +40,18 @@ def test_sync_commits_only_what_changed(spark, settings, fresh_dir):
          ("c", 1, "new", "insert")], "k1 string, k2 int, v string, _change_type string")
     assert_df_equality(feed, expected, ignore_row_order=True, ignore_nullable=True)
     assert feed.where(F.col("k1").isNull()).count() == 0  # a null key matches itself
+
+
+def test_sync_rewrites_a_table_whose_columns_changed(spark, settings, fresh_dir):
+    lh = _lake(spark, settings, fresh_dir)
+    lh.sync(spark.createDataFrame([("a", 1, "x", 1)], SCHEMA), "gold", "t", ["k1", "k2"])
+    # a new column (a new trait): kept, not ignored by the MERGE
+    wider = spark.createDataFrame([("a", 1, "x", 1, 0.5), ("b", 2, "y", 2, None)], SCHEMA + ", extra double")
+    assert lh.sync(wider, "gold", "t", ["k1", "k2"], compare=["v"]) == 2
+    assert_df_equality(lh.read("gold", "t"), wider, ignore_row_order=True, ignore_nullable=True,
+                       ignore_column_order=True)
+    # a scoped sync publishes part of the table: it cannot rewrite it, and says so
+    with pytest.raises(CdpError, match="columns differ"):
+        lh.sync(spark.createDataFrame([("a", 1, "x", 1)], SCHEMA), "gold", "t", ["k1", "k2"],
+                scope=lambda df: df.where("k1 = 'a'"))
+    assert lh.read("gold", "t").count() == 2

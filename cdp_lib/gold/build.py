@@ -9,8 +9,9 @@ last run are recomputed, where touched means any of
   or an abandoned-cart deadline falls between them;
 
 then merged into the table. Population-wide or as-of-relative columns (RFM quantile scores,
-``days_since_*``) are re-projected for every row; unchanged rows are not rewritten (the MERGE
-updates a row only when its content hash differs). A full rebuild gives the same table.
+``days_since_*``) are re-projected for every row; only the rows whose content hash differs, the
+new ones and those of customers gone are merged (:meth:`Lakehouse.sync`), so unchanged rows are
+neither rewritten nor in the change feed. A full rebuild gives the same table.
 """
 
 from __future__ import annotations
@@ -243,7 +244,6 @@ def build_gold(
 ) -> dict:
     """Build or incrementally maintain gold.customer_profile; returns counts for the run log."""
     as_of = as_of or datetime.now(timezone.utc).replace(tzinfo=None)
-    target = lakehouse.path("gold", "customer_profile")
     versions = _versions(lakehouse, cfg)
     if cfg.identity_map not in versions:
         raise CdpError(f"{cfg.identity_map} does not exist: run `cdp resolve` first")
@@ -265,20 +265,9 @@ def build_gold(
         final = _finish(kept.unionByName(fresh, allowMissingColumns=True), traits, as_of, run_id)
     final = final.persist(StorageLevel.DISK_ONLY)  # see profiles_for: keep storage memory free
     rows_out = final.count()
-    if not exists:
-        final.write.format("delta").save(target)
-    else:
-        from delta.tables import DeltaTable
-
-        (
-            DeltaTable.forPath(spark, target)
-            .alias("t")
-            .merge(final.alias("s"), "t.customer_id = s.customer_id")
-            .whenMatchedUpdateAll(condition="t._profile_hash <> s._profile_hash")
-            .whenNotMatchedInsertAll()
-            .whenNotMatchedBySourceDelete()
-            .execute()
-        )
+    # Only the rows whose content hash changed, the new ones and those of customers gone are merged
+    # (one commit, none when nothing differs): the MERGE's source is what changed, not every profile.
+    changed = lakehouse.sync(final, "gold", "customer_profile", ["customer_id"], compare=["_profile_hash"])
     lakehouse.register("gold", "customer_profile")
     state_row = [(run_id, as_of, json.dumps(versions, sort_keys=True), datetime.now(timezone.utc).replace(tzinfo=None))]
     spark.createDataFrame(state_row, STATE_SCHEMA).write.format("delta").mode("append").save(
@@ -289,4 +278,5 @@ def build_gold(
         "mode": mode,
         "rows_out": rows_out,
         "customers_recomputed": recomputed if recomputed is not None else rows_out,
+        "rows_changed": changed,
     }
