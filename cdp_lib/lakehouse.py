@@ -105,19 +105,17 @@ class Lakehouse:
         from pyspark.sql import functions as F
 
         path = self.path(layer, table)
-        if not self.exists(layer, table):
-            df.write.format("delta").mode("overwrite").save(path)
-            return self.read(layer, table).count()  # from the commit's statistics, not recomputing df
-        current = self.read(layer, table)
-        if _columns(current) != _columns(df):
-            # A column added, dropped or retyped (a new trait, an enrichment table that appeared):
-            # a MERGE would ignore or fail on it, so the whole table is rewritten once.
-            if scope is not None:
-                raise CdpError(f"{layer}.{table}: its columns differ from the rows to publish; a scoped "
-                               "sync cannot rewrite it (run a full rebuild)")
-            log.info("%s.%s: columns changed; table rewritten", layer, table)
+        current = self.read(layer, table) if self.exists(layer, table) else None
+        if current is None or _columns(current) != _columns(df):
+            if current is not None:
+                # A column added, dropped or retyped (a new trait, an enrichment table that
+                # appeared): a MERGE would ignore or fail on it, so the whole table is rewritten once.
+                if scope is not None:
+                    raise CdpError(f"{layer}.{table}: its columns differ from the rows to publish; a "
+                                   "scoped sync cannot rewrite it (run a full rebuild)")
+                log.info("%s.%s: columns changed; table rewritten", layer, table)
             df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
-            return self.read(layer, table).count()
+            return self.read(layer, table).count()  # from the commit's statistics, not recomputing df
         values = [c for c in df.columns if c not in keys]
         compared = values if compare is None else compare
         new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
@@ -148,6 +146,20 @@ class Lakehouse:
             .execute()
         )
         return n
+
+    def append_once(self, df: DataFrame, layer: str, table: str, app_id: str, version: int) -> bool:
+        """Append ``df`` to ``layer.table`` unless the writer ``app_id`` already committed its
+        ``version`` there (Delta's idempotent writes: a replayed batch is skipped). New columns are
+        added (additive schema evolution). Returns whether this call committed."""
+        before = self.version(layer, table)
+        (
+            df.write.format("delta").mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", version)
+            .option("mergeSchema", True)
+            .save(self.path(layer, table))
+        )
+        return before is None or self.version(layer, table) != before
 
     @contextmanager
     def commit_tag(self, tag: str) -> Iterator[None]:

@@ -555,14 +555,5 @@ def _batch_counts(spark: SparkSession, path: str, lineage: str, batch_id: str,
 
 
 def _append(lakehouse: Lakehouse, df: DataFrame, source: str, table: str, seq: int) -> bool:
-    """One idempotent append to ``bronze.<table>``: Delta skips it when this source's batch ``seq``
-    already committed there. Returns whether it committed (False: skipped)."""
-    before = lakehouse.version("bronze", table)
-    (
-        df.write.format("delta").mode("append")
-        .option("txnAppId", f"bronze:{source}")
-        .option("txnVersion", seq)
-        .option("mergeSchema", True)  # a contract may gain columns (additive evolution)
-        .save(lakehouse.path("bronze", table))
-    )
-    return before is None or lakehouse.version("bronze", table) != before
+    """One idempotent append of ``source``'s batch ``seq`` to ``bronze.<table>``; whether it committed."""
+    return lakehouse.append_once(df, "bronze", table, f"bronze:{source}", seq)

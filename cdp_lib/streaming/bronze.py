@@ -24,15 +24,6 @@ from cdp_lib.lakehouse import Lakehouse
 __all__ = ["write_bronze_batch"]
 
 
-def _append(df: DataFrame, path: str, app_id: str, version: int) -> None:
-    (
-        df.write.format("delta").mode("append")
-        .option("txnAppId", app_id).option("txnVersion", version)
-        .option("mergeSchema", True)
-        .save(path)
-    )
-
-
 def write_bronze_batch(lakehouse: Lakehouse, source: Source, schema: T.StructType, parsed: DataFrame,
                        batch_id: int, query_id: str) -> tuple[DataFrame, DataFrame, int, int]:
     """Append one batch's ``parsed`` frame (the bronze reader's output) to bronze and quarantine.
@@ -53,7 +44,7 @@ def write_bronze_batch(lakehouse: Lakehouse, source: Source, schema: T.StructTyp
     bad = parsed.where(F.col("_reason").isNotNull()).select(
         F.col("_raw").alias("raw"), F.col("_reason").alias("reason"), lineage, "_batch_id", "_source", "_ingested_at")
     app_id = f"stream:{query_id}:{source.name}"
-    _append(good, lakehouse.path("bronze", source.name), app_id, batch_id)
+    lakehouse.append_once(good, "bronze", source.name, app_id, batch_id)
     if counts["bad"] or not lakehouse.exists("bronze", quarantine_table(source.name)):
-        _append(bad, lakehouse.path("bronze", quarantine_table(source.name)), app_id, batch_id)
+        lakehouse.append_once(bad, "bronze", quarantine_table(source.name), app_id, batch_id)
     return parsed, good, counts["n"] - counts["bad"], counts["bad"]
