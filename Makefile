@@ -16,14 +16,16 @@ $(STAMPS)/venv: setup.py
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-# Resolves cdp_lib/jvm/pom.xml into .jars/ only when the cache is incomplete.
+# Resolves cdp_lib/jvm/pom.xml into .jars/ only when the cache is incomplete, then compiles
+# cdp_lib/jvm/src with javac into .jars/cdp-jvm-<hash of the sources>.jar when that is missing.
 jars: $(STAMPS)/venv
-	@$(BIN)/python -c "from cdp_lib.runtime import jar_paths; jar_paths()" 2>/dev/null || { \
+	@$(BIN)/python -c "from cdp_lib.runtime import jar_paths, pom_jars; jar_paths(pom_jars())" 2>/dev/null || { \
 	  command -v mvn >/dev/null || { echo "Maven (mvn) is needed to resolve the JVM jars: apt-get install maven" >&2; exit 2; }; \
 	  echo "resolving JVM jars from Maven Central into $(JARS)/"; \
 	  rm -rf $(JARS).tmp && \
 	  mvn -q -B -f cdp_lib/jvm/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS).tmp && \
 	  rm -rf $(JARS) && mv $(JARS).tmp $(JARS); }
+	@$(BIN)/python -m cdp_lib.jvm.build >/dev/null
 
 # The KRaft Kafka broker the Kafka stream tests start (tests/kafka/pom.xml: kafka_2.13 from Maven
 # Central); the stamp is written last, so an interrupted copy is redone. The tests resolve it too if missing.

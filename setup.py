@@ -14,7 +14,7 @@ setup(
     description="Customer data platform on PySpark + Delta Lake",
     python_requires=">=3.10",
     packages=find_packages(include=["cdp_lib", "cdp_lib.*"]),
-    package_data={"cdp_lib": ["jvm/pom.xml"]},
+    package_data={"cdp_lib": ["jvm/pom.xml", "jvm/src/**/*.java"]},
     install_requires=[
         "pyspark==4.2.0",
         "delta-spark==4.4.0",

@@ -6,7 +6,7 @@ from pyspark.sql import functions as F
 
 from cdp_lib.errors import JarCacheError
 from cdp_lib.identity.components import connected_components
-from cdp_lib.runtime import expected_jars, jar_paths
+from cdp_lib.runtime import cdp_jar_name, expected_jars, jar_paths, pom_jars
 
 
 def test_pom_declares_the_runtime():
@@ -14,6 +14,26 @@ def test_pom_declares_the_runtime():
     assert "delta-spark_4.2_2.13-4.4.0.jar" in names
     assert "hadoop-aws-3.5.0.jar" in names
     assert any(n.startswith("postgresql-") for n in names)
+
+
+def test_the_projects_own_java_is_a_jar_named_by_its_sources(spark, tmp_path):
+    import zipfile
+
+    from cdp_lib.jvm.build import build
+
+    assert expected_jars() == (*pom_jars(), cdp_jar_name())
+    assert jar_paths()[-1].endswith(cdp_jar_name())
+    # Built again into an empty directory: the same name, the classes, loaded by this session.
+    built = build(tmp_path)
+    assert built.name == cdp_jar_name()
+    with zipfile.ZipFile(built) as jar:
+        assert "io/cdp/bronze/JsonLinesScan.class" in jar.namelist()
+    assert spark._jvm.io.cdp.bronze.JsonLinesScan.scan(spark._jsc, "", "", 1024) == ""
+    # An older build in the directory is removed by the next build.
+    built.unlink()
+    (tmp_path / "cdp-jvm-000000000000.jar").write_bytes(b"PK")
+    build(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cdp_jar_name()]
 
 
 def test_incomplete_jar_cache_names_the_fix(tmp_path, monkeypatch):
