@@ -19,7 +19,8 @@ from pathlib import Path
 
 from cdp_lib.errors import JarCacheError
 
-__all__ = ["POM", "JAVA_SRC", "PROJECT_ROOT", "cdp_jar_name", "jar_dir", "expected_jars", "jar_paths", "pom_jars"]
+__all__ = ["POM", "JAVA_RELEASE", "JAVA_SRC", "PROJECT_ROOT", "cdp_jar_name", "jar_dir", "expected_jars", "jar_paths",
+           "pom_jars"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -51,10 +52,16 @@ def pom_jars() -> tuple[str, ...]:
     return tuple(names)
 
 
+JAVA_RELEASE = "17"
+
+
 @lru_cache(maxsize=1)
 def cdp_jar_name() -> str:
-    """The jar of the project's own Java, named by a hash of its sources."""
-    digest = hashlib.sha256()
+    """The jar of the project's own Java, named by a hash of its sources, the Java release and
+    the pyspark it is compiled against (it calls Spark internals: a new pyspark builds anew)."""
+    import pyspark
+
+    digest = hashlib.sha256(f"{pyspark.__version__}\0{JAVA_RELEASE}\0".encode())
     for path in sorted(JAVA_SRC.rglob("*.java")):
         digest.update(path.relative_to(JAVA_SRC).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return f"cdp-jvm-{digest.hexdigest()[:12]}.jar"

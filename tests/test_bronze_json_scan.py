@@ -18,10 +18,9 @@ from cdp_lib.bronze.readers import JsonScan, json_lines, scan_json_files
 from cdp_lib.bronze.sources import contract_schema
 from tests.bronze_fixtures import EVENTS_CONTRACT, sources, uri
 
-SOURCE = sources({
-    "name": "scan_events", "format": "jsonl", "path": "events/*.jsonl", "entity": "events",
-    "identifiers": {"userId": "user_id"}, "contract": EVENTS_CONTRACT,
-}).get("scan_events")
+SPEC = {"name": "scan_events", "format": "jsonl", "path": "events/*.jsonl", "entity": "events",
+        "identifiers": {"userId": "user_id"}, "contract": EVENTS_CONTRACT}
+SOURCE = sources(SPEC).get("scan_events")
 
 _FILE = "_cdp_file"
 
@@ -72,6 +71,7 @@ LINES = [
     b"{",
     b'{"messageId":"m10"',
     b"not json at all",
+    b'\xef\xbb\xbf{"messageId":"m11"}',                # a BOM inside a file (files concatenated)
 ]
 
 
@@ -95,6 +95,9 @@ def files(tmp_path_factory):
         "mixed ends.jsonl": _body(mixed, [b"\n", b"\r\n", b"\r", b"\r\n\r\n", b"\n\r"]),
         "mixed short.jsonl": _body(mixed[:40], [b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"\n\r"]),
         # Longer than the scan's 1 MiB buffer, so a line is read across refills.
+        # CRLF and CR where the scan's buffer is refilled (a line of 2^20 - 1 bytes first).
+        "refill.jsonl": b"".join([b'{"messageId":"', b"r" * ((1 << 20) - 17), b'"}\r\n', GOOD, b"\r",
+                                  b"{", b" " * ((1 << 20) - 5 - len(GOOD)), b"}\r", GOOD, b"\r\n", GOOD]),
         "long lines.jsonl": _body([b'{"messageId":"' + b"x" * (3 << 19) + b'"}', GOOD,
                                    b'{"messageId":"' + b"y" * (1 << 20) + b'",' + b"z" * 5000], [b"\n"]),
     }
@@ -104,7 +107,8 @@ def files(tmp_path_factory):
         paths.append(uri(root / name))
     gz = root / "compressed.jsonl.gz"
     gz.write_bytes(gzip.compress(_body(LINES, [b"\r\n"])))
-    paths.append(uri(gz))
+    (root / "empty.jsonl.gz").write_bytes(b"")  # no bytes at all, not even a gzip header
+    paths += [uri(gz), uri(root / "empty.jsonl.gz")]
     return paths
 
 
@@ -115,11 +119,12 @@ def test_the_scan_gives_what_spark_sql_gives_on_every_kind_of_line(spark, files)
     assert got == expected
     # The cases are there: every kind of file and line is in the oracle's answer.
     name = {f.rsplit("/", 1)[1]: spark_path(spark, f) for f in files}
-    assert expected.fast == {name["clean.jsonl"], name["long lines.jsonl"]}  # broken lines are not odd
+    assert expected.fast == {name[n] for n in ("clean.jsonl", "long lines.jsonl", "refill.jsonl")}  # broken is not odd
     assert name["empty.jsonl"] not in expected.lines and name["blank only.jsonl"] not in expected.lines
     assert expected.lines[name["compressed.jsonl.gz"]] == expected.lines[name["lf.jsonl"]] == len(LINES) - 2
     assert expected.lines[name["no final newline.jsonl"]] == len(LINES) - 1
-    assert len(expected.broken[name["lf.jsonl"]]) == 7
+    assert len(expected.broken[name["lf.jsonl"]]) == 8
+    assert expected.lines[name["refill.jsonl"]] == 5
     assert len(expected.broken[name["long lines.jsonl"]]) == 1
 
 
@@ -131,7 +136,7 @@ def test_pieces_that_start_anywhere_in_a_line_give_the_same_scan(spark, files, p
     before = spark.conf.get("spark.sql.files.maxPartitionBytes")
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(piece))
     try:
-        big = ("long",) if piece < 4096 else ()  # a piece inside a long line reads the rest of it
+        big = ("long", "refill") if piece < 4096 else ()  # a piece inside a long line reads the rest of it
         big += ("mixed ends", "clean") if piece < 64 else ()
         small = [f for f in files if not any(b in f for b in big)]
         got = _sorted(scan_json_files(spark, SOURCE, schema, small))
@@ -143,5 +148,8 @@ def test_pieces_that_start_anywhere_in_a_line_give_the_same_scan(spark, files, p
                            {f: n for f, n in expected.broken_bytes.items() if f in keep})
 
 
-def test_no_files_is_an_empty_scan(spark):
+def test_no_files_is_an_empty_scan_and_a_decoding_option_an_error(spark, files):
     assert scan_json_files(spark, SOURCE, contract_schema(spark, SOURCE), []) == JsonScan({}, frozenset(), {}, {})
+    latin = sources({**SPEC, "options": {"encoding": "ISO-8859-1"}}).get("scan_events")
+    with pytest.raises(ValueError, match="UTF-8 JSON lines only"):
+        scan_json_files(spark, latin, contract_schema(spark, latin), files)

@@ -28,12 +28,39 @@ def test_the_projects_own_java_is_a_jar_named_by_its_sources(spark, tmp_path):
     assert built.name == cdp_jar_name()
     with zipfile.ZipFile(built) as jar:
         assert "io/cdp/bronze/JsonLinesScan.class" in jar.namelist()
-    assert spark._jvm.io.cdp.bronze.JsonLinesScan.scan(spark._jsc, "", "", 1024) == ""
-    # An older build in the directory is removed by the next build.
-    built.unlink()
+    scan = spark._jvm.io.cdp.bronze.JsonLinesScan
+    assert scan.scan(spark._jsc, spark._jsc.hadoopConfiguration(), "", "", 1024) == ""
+    with pytest.raises(Exception, match="pieceBytes must be positive"):
+        scan.scan(spark._jsc, spark._jsc.hadoopConfiguration(), "", "", 0)
+    # Built once: a second call finds it; another build's jar is left alone.
     (tmp_path / "cdp-jvm-000000000000.jar").write_bytes(b"PK")
-    build(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [cdp_jar_name()]
+    mtime = built.stat().st_mtime_ns
+    assert build(tmp_path) == built and built.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in tmp_path.glob("*.jar")) == sorted([cdp_jar_name(), "cdp-jvm-000000000000.jar"])
+
+
+def test_the_jar_name_follows_the_sources_and_pyspark(monkeypatch, tmp_path):
+    import pyspark
+
+    import cdp_lib.runtime as runtime
+
+    name = cdp_jar_name()
+    monkeypatch.setattr(pyspark, "__version__", "0.0.1")
+    runtime.cdp_jar_name.cache_clear()
+    try:
+        assert cdp_jar_name() != name
+        monkeypatch.undo()
+        runtime.cdp_jar_name.cache_clear()
+        assert cdp_jar_name() == name
+        src = tmp_path / "src"
+        (src / "a").mkdir(parents=True)
+        (src / "a" / "A.java").write_text("class A {}")
+        monkeypatch.setattr(runtime, "JAVA_SRC", src)
+        runtime.cdp_jar_name.cache_clear()
+        assert cdp_jar_name() != name
+    finally:
+        monkeypatch.undo()
+        runtime.cdp_jar_name.cache_clear()
 
 
 def test_incomplete_jar_cache_names_the_fix(tmp_path, monkeypatch):

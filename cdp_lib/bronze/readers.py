@@ -218,11 +218,15 @@ def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, f
     decide it, without making rows of the lines: a third of the time of the same scan in Spark
     SQL at 1M people (docs/benchmarks.md), which tests/test_bronze_json_fast.py holds it equal to.
     """
+    if not json_reader_allowed(source):
+        raise ValueError(f"source {source.name}: its reader options split, decode or relax lines; "
+                         "the key scan reads UTF-8 JSON lines only")
     if not files:
         return JsonScan({}, frozenset(), {}, {})
-    piece = spark._jsparkSession.sessionState().conf().filesMaxPartitionBytes()  # as the readers split
+    state = spark._jsparkSession.sessionState()
     out = spark._jvm.io.cdp.bronze.JsonLinesScan.scan(
-        spark._jsc, "\n".join(files), "\n".join(schema.fieldNames()), piece)
+        spark._jsc, state.newHadoopConf(), "\n".join(files), "\n".join(schema.fieldNames()),
+        state.conf().filesMaxPartitionBytes())  # pieces as the file readers split
     lines, fast, broken, broken_bytes = {}, set(), {}, {}
     for path, row in zip(files, out.splitlines(), strict=True):
         n, drift, odd, n_bytes, hashes = row.split("\t")

@@ -5,7 +5,9 @@
 The classes are compiled with the JDK's ``javac`` against the jars pyspark ships (Spark,
 Hadoop client, Jackson): nothing is fetched. The jar is named by a hash of the sources
 (:func:`cdp_lib.runtime.cdp_jar_name`), written under a temporary name and renamed, so an
-interrupted build leaves nothing a session would load; older builds are removed.
+interrupted build leaves nothing a session would load. Builds of other sources are left in
+place (a few kB each): another checkout sharing ``$CDP_JAR_DIR``, or a running application
+whose executors still fetch its jar, may need them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from cdp_lib.errors import JarCacheError
-from cdp_lib.runtime import JAVA_SRC, cdp_jar_name, jar_dir
+from cdp_lib.runtime import JAVA_RELEASE, JAVA_SRC, cdp_jar_name, jar_dir
 
 __all__ = ["build"]
 
@@ -50,7 +52,7 @@ def build(directory: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         classes = Path(tmp) / "classes"
         done = subprocess.run(
-            [_javac(), "--release", "17", "-nowarn", "-encoding", "UTF-8", "-d", str(classes),
+            [_javac(), "--release", JAVA_RELEASE, "-nowarn", "-encoding", "UTF-8", "-d", str(classes),
              "-cp", str(_pyspark_jars() / "*"), *sources],
             capture_output=True, text=True)
         if done.returncode != 0:
@@ -61,9 +63,6 @@ def build(directory: Path | None = None) -> Path:
             for path in sorted(classes.rglob("*.class")):
                 jar.write(path, path.relative_to(classes).as_posix())
         os.replace(partial, target)
-    for old in directory.glob("cdp-jvm-*.jar"):
-        if old.name != target.name:
-            old.unlink()
     return target
 
 

@@ -86,22 +86,28 @@ public final class JsonLinesScan {
   /**
    * Scans {@code files} (Hadoop paths, one per line of the string) against the contract's
    * top-level {@code known} keys (one per line) and returns one line per file, in order:
-   * {@code lines TAB drift TAB odd TAB brokenBytes TAB hash,hash,...}.
+   * {@code lines TAB drift TAB odd TAB brokenBytes TAB hash,hash,...}. {@code conf} is the
+   * session's Hadoop configuration (as the file readers get it: {@code newHadoopConf()}).
    */
-  public static String scan(JavaSparkContext jsc, String files, String known, long pieceBytes)
-      throws IOException {
+  public static String scan(JavaSparkContext jsc, Configuration conf, String files, String known,
+      long pieceBytes) throws IOException {
+    if (pieceBytes <= 0) {
+      throw new IllegalArgumentException("pieceBytes must be positive: " + pieceBytes);
+    }
     String[] paths = files.isEmpty() ? new String[0] : files.split("\n", -1);
-    Configuration conf = jsc.hadoopConfiguration();
     CompressionCodecFactory codecs = new CompressionCodecFactory(conf);
     List<long[]> pieces = new ArrayList<>();
     for (int i = 0; i < paths.length; i++) {
       Path path = new Path(paths[i]);
+      long length = path.getFileSystem(conf).getFileStatus(path).getLen();
+      if (length == 0) {
+        continue;  // no bytes, no lines (Spark's file index leaves such files out too)
+      }
       if (codecs.getCodec(path) != null) {
         pieces.add(new long[] {i, 0, Long.MAX_VALUE});  // decompressed from the start
         continue;
       }
-      long length = path.getFileSystem(conf).getFileStatus(path).getLen();
-      for (long start = 0; start < length || start == 0; start += pieceBytes) {
+      for (long start = 0; start < length; start += pieceBytes) {
         pieces.add(new long[] {i, start, Math.min(start + pieceBytes, length)});
       }
     }
@@ -208,8 +214,10 @@ public final class JsonLinesScan {
       if (buf[0] != '{' || !valid) {
         counts.odd++;
       }
-      Boolean drift = valid && len >= 4 && buf[1] != 0 && buf[2] != 0 && buf[3] != 0
-          ? quick(buf, len) : null;
+      // The byte parser only where it reads what json_object_keys' reader reads: '{' first
+      // (no BOM it would skip, no encoding to detect) and UTF-8 with no zero byte in 1..3.
+      Boolean drift = valid && buf[0] == '{' && len >= 4 && buf[1] != 0 && buf[2] != 0
+          && buf[3] != 0 ? quick(buf, len) : null;
       if (drift == null) {
         // Not settled by the byte parser: Spark's json_object_keys itself decides.
         GenericArrayData keys = JsonExpressionUtils.jsonObjectKeys(value);
@@ -322,10 +330,15 @@ public final class JsonLinesScan {
       readLine();
     }
 
+    /** At the start of the stream: skips a UTF-8 BOM, however few bytes a read returns. */
     void skipBom() throws IOException {
-      if (peek() == 0xEF && at + 2 < filled && (chunk[at + 1] & 0xff) == 0xBB
-          && (chunk[at + 2] & 0xff) == 0xBF) {
-        at += 3;
+      int n;
+      while (filled < 3 && (n = in.read(chunk, filled, chunk.length - filled)) >= 0) {
+        filled += n;
+      }
+      if (filled >= 3 && (chunk[0] & 0xff) == 0xEF && (chunk[1] & 0xff) == 0xBB
+          && (chunk[2] & 0xff) == 0xBF) {
+        at = 3;
       }
     }
 
