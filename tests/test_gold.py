@@ -315,6 +315,21 @@ def _comparable(lh):
     return lh.read("gold", "customer_profile").drop("updated_run_id")
 
 
+def _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, as_of):
+    """The profiles a full build of ``lh``'s current inputs gives, in a copy of its folder."""
+    import shutil
+
+    full_root = tmp_path / "full"
+    shutil.copytree(lh.root, full_root)
+    shutil.rmtree(full_root / "gold" / "customer_profile")
+    shutil.rmtree(full_root / "ops", ignore_errors=True)
+    lh2 = Lakehouse(
+        spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(full_root)})})
+    )
+    build_gold(spark, lh2, cfg, traits, "full", as_of=as_of, full=True)
+    return _comparable(lh2)
+
+
 def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
     lh, cfg, traits = gold_lake
     build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
@@ -346,22 +361,11 @@ def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
     p = {r.customer_id: r for r in incremental.collect()}
     assert p["cus_2"].order_count == 2 and p["cus_1"].events_30d == 0 and p["cus_3"].emails_sent == 1
     assert p["cus_1"].days_since_last_order == 43
-    # full rebuild of the same inputs in a second lakehouse folder gives the same table
-    full_root = tmp_path / "full"
-    import shutil
-
-    shutil.copytree(lh.root, full_root)
-    shutil.rmtree(full_root / "gold" / "customer_profile")
-    shutil.rmtree(full_root / "ops", ignore_errors=True)
-    lh2 = Lakehouse(
-        spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(full_root)})})
-    )
-    # ... through the shuffle-join lookup of the identity map (the incremental run broadcast it)
-    build_gold(spark, lh2, cfg.model_copy(update={"broadcast_map_rows": 0}), traits, "g2",
-               as_of=t("2026-04-14 00:00:00"), full=True)
-    assert_df_equality(
-        incremental, _comparable(lh2), ignore_row_order=True, ignore_column_order=True, ignore_nullable=True
-    )
+    # full rebuild of the same inputs in a second lakehouse folder gives the same table, through
+    # the shuffle-join lookup of the identity map (the incremental run broadcast it)
+    full = _full_rebuild(spark, lh, settings, tmp_path, cfg.model_copy(update={"broadcast_map_rows": 0}), traits,
+                         t("2026-04-14 00:00:00"))
+    assert_df_equality(incremental, full, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
     # re-running with nothing new changes nothing: no commit at all
     v = lh.version("gold", "customer_profile")
     assert build_gold(spark, lh, cfg, traits, "g3", as_of=t("2026-04-14 00:00:00"))["rows_changed"] == 0
@@ -375,6 +379,24 @@ def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
     feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", v + 1)
             .load(lh.path("gold", "customer_profile")))
     assert [(r.customer_id, r._change_type) for r in feed.collect()] == [("cus_3", "delete")]
+
+
+def test_a_row_updated_to_another_customer_recomputes_both(spark, gold_lake, settings, tmp_path):
+    # An order whose e-mail is corrected moves from bob to ann: the change feed's pre-image names
+    # the customer it leaves, the post-image the one it joins; both profiles must be recomputed.
+    from delta.tables import DeltaTable
+
+    lh, cfg, traits = gold_lake
+    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    assert {r.customer_id: r.order_count for r in lh.read("gold", "customer_profile").collect()}["cus_2"] == 1
+    DeltaTable.forPath(spark, lh.path("silver", "orders")).update(
+        "order_id = 'o4'", {"email": F.lit("ann@x.com")})
+    summary = build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 01:00:00"))
+    assert summary["mode"] == "incremental"
+    incremental = _comparable(lh)
+    assert {r.customer_id: r.order_count for r in incremental.collect()}["cus_2"] is None  # no order left
+    full = _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, t("2026-03-05 01:00:00"))
+    assert_df_equality(incremental, full, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 
 @pytest.mark.parametrize("broadcast", [True, False])

@@ -206,7 +206,8 @@ def _touched(
         )
         rows = full.where(crossing)
         if changed is not None:
-            rows = rows.unionByName(changed.where(F.col("_change_type") != "update_preimage").select(*cols))
+            # Pre-images too: a row updated to another customer's identifiers leaves its old one.
+            rows = rows.unionByName(changed.select(*cols))
         if inp.via is not None:
             # rows reach their customer through the owning input's current rows
             owner = cfg.inputs[inp.via.input]
