@@ -215,8 +215,9 @@ def scan_json_files(spark: SparkSession, source: Source, schema: T.StructType, f
     The scan is ``io.cdp.bronze.JsonLinesScan`` (cdp_lib/jvm/src), a Spark job of one task per
     piece of a file that splits lines as the text reader does and decides each line as
     ``trim``, ``startswith('{')``, ``is_valid_utf8``, ``json_object_keys`` and ``xxhash64``
-    decide it, without making rows of the lines: a third of the time of the same scan in Spark
-    SQL at 1M people (docs/benchmarks.md), which tests/test_bronze_json_fast.py holds it equal to.
+    decide it, without making rows of the lines: about half the time of the same scan in Spark
+    SQL on the 1M web events (docs/benchmarks.md); tests/test_bronze_json_scan.py holds the two
+    equal.
     """
     if not json_reader_allowed(source):
         raise ValueError(f"source {source.name}: its reader options split, decode or relax lines; "
