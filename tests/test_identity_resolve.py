@@ -357,3 +357,30 @@ def test_u_estimate_does_not_depend_on_partitioning(spark):
     one = estimate_u(recs.coalesce(1), attrs, settings)
     assert estimate_u(recs.repartition(7, "record_key"), attrs, settings) == one
     assert estimate_u(recs.orderBy(F.desc("rid")).coalesce(1), attrs, settings) == one
+
+
+def test_vertex_parts_and_merge_aggregate_every_row(spark):
+    from cdp_lib.identity.graph import VERTEX_SCHEMA, merge_vertices, vertex_parts
+
+    t1, t2, t3 = datetime(2026, 3, 1), datetime(2026, 3, 2), datetime(2026, 3, 3)
+    rows = spark.createDataFrame([
+        ("email", "a@x.com", t2, t2, ["crm_id=C2", "birth_date=1990-01-01"]),
+        ("email", "a@x.com", t1, t1, []),
+        ("email", "a@x.com", t3, t3, ["crm_id=C2", "crm_id=C1"]),
+        ("cookie", "k1", t2, t2, []),
+        ("cookie", "k1", None, None, []),
+        ("crm_id", "C1", None, None, ["crm_id=C1"]),
+    ], VERTEX_SCHEMA)
+    parts = vertex_parts(rows, "web")
+    got = {(r.id_type, r.id_value): (r.source, r.first_seen, r.last_seen, r.cvals) for r in parts.collect()}
+    assert got == {
+        ("email", "a@x.com"): ("web", t1, t3, ["birth_date=1990-01-01", "crm_id=C1", "crm_id=C2"]),
+        ("cookie", "k1"): ("web", t2, t2, []),
+        ("crm_id", "C1"): ("web", None, None, ["crm_id=C1"]),
+    }
+    other = spark.createDataFrame([("email", "a@x.com", t1, t1, ["crm_id=C0"])], VERTEX_SCHEMA)
+    merged = merge_vertices(parts.drop("source").unionByName(other))
+    got = {(r.id_type, r.id_value): (r.first_seen, r.last_seen, r.cvals) for r in merged.collect()}
+    assert got[("email", "a@x.com")] == (t1, t3, ["birth_date=1990-01-01", "crm_id=C0", "crm_id=C1", "crm_id=C2"])
+    assert got[("cookie", "k1")] == (t2, t2, [])
+    assert len(got) == 3
