@@ -418,3 +418,24 @@ def test_rows_attach_to_the_customer_of_their_first_mapped_identifier(spark, bro
         ("r4", "C404", None, None), ("r5", "C1", "bob@y.com", "cus_1"), ("r5", "C1", "bob@y.com", "cus_1"),
     ], "rid string, user_id string, email string, customer_id string")
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_rfm_scores_are_percent_rank_quantiles_with_ties_and_missing_values(spark):
+    from cdp_lib.gold.config import Trait, TraitsConfig
+    from cdp_lib.gold.traits import with_rfm
+
+    cfg = TraitsConfig(traits=[Trait(name="rfm", kind="rfm", recency="last", frequency="n", monetary="spend",
+                                     buckets=5)])
+    t = datetime(2026, 3, 1)
+    profile = spark.createDataFrame(
+        [("a", t, 10, 1.0, "x"), ("b", t, 20, 2.0, "y"), ("c", t, 20, 3.0, "z"), ("d", t, 30, 4.0, "w"),
+         ("e", None, None, None, "v")],
+        "customer_id string, last timestamp, n int, spend double, other string",
+    )
+    out = {r.customer_id: r for r in with_rfm(profile, cfg).collect()}
+    # frequency: ranks 1, 2, 2, 4 of 4 -> percent ranks 0, 1/3, 1/3, 1 -> scores 1, 2, 2, 5 (capped)
+    assert [out[c].rfm_f for c in "abcde"] == [1, 2, 2, 5, None]
+    assert [out[c].rfm_m for c in "abcde"] == [1, 2, 4, 5, None]
+    assert [out[c].rfm_r for c in "abcde"] == [1, 1, 1, 1, None]  # all tied
+    assert [out[c].rfm for c in "abcde"] == ["111", "122", "124", "155", None]
+    assert out["e"].other == "v" and len(out) == 5
