@@ -75,8 +75,11 @@ def junk_identifiers(edges: DataFrame, guard: SharedIdentifierGuard, vertices: D
     if guard.max_linked_values and vertices is not None:
         named = vertices.select("cvals", F.col("id_type").alias("n_type"), F.col("id_value").alias("n_value"))
         values = constrained_values(named, "n_type", "n_value").where(F.col("k").isin(list(guard.max_linked_values)))
+        # Only ends of the types that carry such values can match (birth dates sit on CRM ids): the
+        # join then shuffles those rows of every edge end, not all of them.
+        types = sorted(r.n_type for r in values.select("n_type").distinct().collect())
         linked = (
-            both.join(values, ["n_type", "n_value"])
+            both.where(F.col("n_type").isin(types)).join(values, ["n_type", "n_value"])
             .groupBy("id_type", "id_value", "k").agg(F.countDistinct("v").alias("n_linked"))
             .where(F.col("n_linked") > limit_lookup(guard.max_linked_values)[F.col("k")])
             .select("id_type", "id_value", F.col("k").alias("n_type"), "n_linked")
