@@ -47,18 +47,14 @@ def main() -> int:
     os.environ["CDP_LANDING"] = str(work / "landing")
     os.environ.setdefault("CDP_ACTIVATION_URI", str(work / "activation"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    from bench.pipeline import generated_sample
     from cdp_lib.cli import Context
     from cdp_lib.config import load_settings
-    from cdp_lib.generate import generate_sample_data, load_generate_config
     from cdp_lib.pipeline.cli import run_with_checks
     from cdp_lib.pipeline.demo import _dates, deliver_day
 
     ctx = Context(load_settings("local", PROJECT / "conf"))
-    staging, saved = work / "generated", work / "day0"
-    if not staging.exists():
-        cfg = load_generate_config(PROJECT / "conf")
-        cfg = cfg.model_validate({**cfg.model_dump(), "people": args.people, "days": 1})
-        generate_sample_data(ctx.spark, cfg, args.seed, str(staging), str(work / "truth"), overwrite=True)
+    staging, saved = generated_sample(ctx.spark, args.people, work, args.seed), work / "day0"
     day0, day1 = _dates(staging)[:2]
     full_s = None
     if args.prepare or not saved.exists():

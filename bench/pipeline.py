@@ -60,18 +60,10 @@ def copy_through(spark, landing: Path, out: Path) -> tuple[float, int]:
     return time.time() - started, rows
 
 
-def bench(people: int, work: Path, seed: int) -> dict:
-    os.environ["CDP_LAKEHOUSE"] = str(work / "lakehouse")
-    os.environ["CDP_LANDING"] = str(work / "landing")
-    os.environ.setdefault("CDP_ACTIVATION_URI", str(work / "activation"))
-    from cdp_lib.cli import Context
-    from cdp_lib.config import load_settings
+def generated_sample(spark, people: int, work: Path, seed: int) -> Path:
+    """``work/generated``: the sample of ``people`` (day 0 + one day), generated once (not timed)."""
     from cdp_lib.generate import generate_sample_data, load_generate_config
-    from cdp_lib.pipeline.cli import run_with_checks
-    from cdp_lib.pipeline.demo import _dates, deliver_day
 
-    ctx = Context(load_settings("local", PROJECT / "conf"))
-    spark = ctx.spark
     staging = work / "generated"
     if not staging.exists():
         cfg = load_generate_config(PROJECT / "conf")
@@ -79,6 +71,21 @@ def bench(people: int, work: Path, seed: int) -> dict:
         t = time.time()
         generate_sample_data(spark, cfg, seed, str(staging), str(work / "truth"), overwrite=True)
         print(f"generated {people} people in {time.time() - t:.0f}s", file=sys.stderr)
+    return staging
+
+
+def bench(people: int, work: Path, seed: int) -> dict:
+    os.environ["CDP_LAKEHOUSE"] = str(work / "lakehouse")
+    os.environ["CDP_LANDING"] = str(work / "landing")
+    os.environ.setdefault("CDP_ACTIVATION_URI", str(work / "activation"))
+    from cdp_lib.cli import Context
+    from cdp_lib.config import load_settings
+    from cdp_lib.pipeline.cli import run_with_checks
+    from cdp_lib.pipeline.demo import _dates, deliver_day
+
+    ctx = Context(load_settings("local", PROJECT / "conf"))
+    spark = ctx.spark
+    staging = generated_sample(spark, people, work, seed)
     for p in (work / "lakehouse", work / "landing", work / "baseline"):
         shutil.rmtree(p, ignore_errors=True)
     day0, day1 = _dates(staging)[:2]
