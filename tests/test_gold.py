@@ -8,10 +8,11 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.gold.attach import ROW_KEY, with_customer_id
-from cdp_lib.gold.build import build_gold
+from cdp_lib.gold.build import build_gold, customer_frames, used_columns
 from cdp_lib.gold.config import AttributeRule, GoldInput, load_gold_config, load_traits_config
 from cdp_lib.gold.survivorship import survive
 from cdp_lib.lakehouse import Lakehouse
+from tests.plans import shuffles
 
 CAND = "customer_id string, priority int, source string, observed_at timestamp, v0 string, _filled int"
 
@@ -439,3 +440,26 @@ def test_rfm_scores_are_percent_rank_quantiles_with_ties_and_missing_values(spar
     assert [out[c].rfm_r for c in "abcde"] == [1, 1, 1, 1, None]  # all tied
     assert [out[c].rfm for c in "abcde"] == ["111", "122", "124", "155", None]
     assert out["e"].other == "v" and len(out) == 5
+
+
+def test_every_gold_input_is_partitioned_by_customer(spark, gold_lake):
+    """Also the input that reaches its customers through another input's rows (order lines via orders)."""
+    lh, cfg, traits = gold_lake
+    people, frames = customer_frames(lh, cfg, traits, datetime(2026, 3, 5))
+    assert "order_lines" in frames and cfg.inputs["order_lines"].via is not None
+    for name, frame in {"identity_map": people, **frames}.items():
+        assert shuffles(frame.groupBy("customer_id").count()) == 0, name
+
+
+def test_inputs_carry_only_the_columns_gold_uses(gold_lake):
+    _, cfg, traits = gold_lake
+    events = ["message_id", "event_ts", "event_name", "user_id", "email", "device_id", "anonymous_id", "phone",
+              "first_name", "last_name", "Page_URL", "_row_hash", "_dq_flags", "_record_key"]
+    kept = used_columns(cfg, traits, "events", events)
+    # time, identifiers, survivorship and collected values, the abandoned-cart event column
+    assert kept == ["event_ts", "event_name", "user_id", "email", "device_id", "anonymous_id", "phone",
+                    "first_name", "last_name"]
+    # orders: what traits aggregate (also inside SQL expressions) and the key order lines attach through
+    orders = ["order_id", "order_ts", "total_amount", "status", "channel", "user_id", "Currency", "_source"]
+    assert used_columns(cfg, traits, "orders", orders) == ["order_id", "order_ts", "total_amount", "status",
+                                                           "channel", "user_id"]

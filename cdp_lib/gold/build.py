@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 from functools import reduce
 
@@ -34,8 +35,9 @@ from cdp_lib.gold.enrich import with_postcode_reference, with_third_party
 from cdp_lib.gold.survivorship import candidates, collect_values, survive
 from cdp_lib.gold.traits import compute_traits, relative_traits, window_bounds, with_rfm
 from cdp_lib.lakehouse import split_table_name
+from cdp_lib.partitioning import checkpoint_by
 
-__all__ = ["build_gold", "profiles_for"]
+__all__ = ["build_gold", "customer_frames", "profiles_for", "used_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,27 @@ def _broadcastable(cfg: GoldConfig, imap: DataFrame) -> bool:
     return cfg.broadcast_map_rows > 0 and imap.count() <= cfg.broadcast_map_rows
 
 
-def _frames(lakehouse, cfg: GoldConfig, imap: DataFrame, as_of: datetime) -> dict[str, DataFrame]:
+def used_columns(cfg: GoldConfig, traits: TraitsConfig, name: str, columns: list[str]) -> list[str]:
+    """The columns of input ``name`` that gold's config mentions (in order); no other column is ever read.
+
+    A column is kept when its name appears as a word (case-insensitively, as Spark resolves names)
+    anywhere in the settings of the input itself, of inputs attached through it, and of the
+    survivorship candidates, collected values, consent sources and traits over it: SQL expressions
+    are matched by their words, so a kept column may go unused but a used one is never dropped.
+    """
+    parts = [cfg.inputs[name]]
+    parts += [i.via for i in cfg.inputs.values() if i.via is not None and i.via.input == name]
+    parts += [c for r in cfg.survivorship for c in r.candidates if c.input == name]
+    parts += [c for cs in cfg.collect.values() for c in cs if c.input == name]
+    parts += [s for s in cfg.consent.sources if s.input == name]
+    parts += [t for t in traits.traits if t.input == name]
+    text = "\n".join(p.model_dump_json() for p in parts)
+    return [c for c in columns if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", text, re.I)]
+
+
+def _frames(
+    lakehouse, cfg: GoldConfig, traits: TraitsConfig, imap: DataFrame, as_of: datetime
+) -> dict[str, DataFrame]:
     frames = {}
     small = _broadcastable(cfg, imap)
     for name, inp in cfg.inputs.items():
@@ -69,6 +91,9 @@ def _frames(lakehouse, cfg: GoldConfig, imap: DataFrame, as_of: datetime) -> dic
                 df = df.join(F.broadcast(ref), lk.key, "left")
             else:
                 df = df.select("*", *[F.lit(None).cast("string").alias(c) for c in lk.columns])
+        # Only the columns gold uses are carried through the attach joins and the checkpoint: silver
+        # rows are wide (lineage, quality flags) and the events input alone has millions of them.
+        df = df.select(*[F.col(f"`{c}`") for c in used_columns(cfg, traits, name, df.columns)])
         frames[name] = _attach(df, inp, imap, frames, small)
     return frames
 
@@ -78,8 +103,38 @@ def _attach(df: DataFrame, inp, imap: DataFrame, frames: dict[str, DataFrame], b
         return with_customer_id(df, inp, imap, broadcast).drop(ROW_KEY)
     if inp.via.input not in frames:
         return df.withColumn("customer_id", F.lit(None).cast("string"))
-    owners = frames[inp.via.input].select(*inp.via.keys, "customer_id").dropDuplicates(inp.via.keys)
+    # An aggregate, not dropDuplicates: the optimizer rewrites dropDuplicates into an aggregate with
+    # a new customer_id attribute, and a checkpoint of the result (checkpoint_by) would then report
+    # its partitioning on an attribute its output does not have, so it would be shuffled again.
+    owners = frames[inp.via.input].groupBy(*inp.via.keys).agg(F.min("customer_id").alias("customer_id"))
     return df.join(owners, inp.via.keys, "left")
+
+
+def customer_frames(
+    lakehouse, cfg: GoldConfig, traits: TraitsConfig, as_of: datetime, customers: DataFrame | None = None
+) -> tuple[DataFrame, dict[str, DataFrame]]:
+    """The identity map's (customer_id, id_type, id_value) rows and each input's rows of a customer.
+
+    Only customers in ``customers`` (default: all), rows up to ``as_of`` and the columns gold uses
+    (:func:`used_columns`). Every input is read by
+    several survivorship rules and traits: it is attached to its customers once and its lineage cut
+    on disk (not in storage memory: cached blocks up to spark.memory.storageFraction cannot be
+    evicted by execution, and the profile query's many sorts then ran out of memory at 100k people).
+    Rows of no customer in scope (anonymous traffic, untouched customers of an incremental run) are
+    left out: every use groups by customer. All are hash-partitioned by customer_id into the same
+    number of partitions (:func:`checkpoint_by`), so the profile query's aggregates, windows and joins
+    by customer need no exchange: one shuffle per input instead of one per use (the profile plan had
+    64 exchanges before).
+    """
+    imap = lakehouse.read(*split_table_name(cfg.identity_map))
+    if customers is not None:
+        imap = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi")
+    imap = imap.cache()
+    frames = {n: checkpoint_by(f.where(F.col("customer_id").isNotNull()), "customer_id")
+              for n, f in _frames(lakehouse, cfg, traits, imap, as_of).items()}
+    people = checkpoint_by(imap.select("customer_id", "id_type", "id_value"), "customer_id")
+    imap.unpersist()
+    return people, frames
 
 
 def profiles_for(
@@ -91,22 +146,10 @@ def profiles_for(
     customers: DataFrame | None = None,
 ) -> DataFrame:
     """Profiles (without RFM / as-of-relative traits) of ``customers`` (default: all) as of ``as_of``."""
-    imap = lakehouse.read(*split_table_name(cfg.identity_map))
-    if customers is not None:
-        imap = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi")
-    imap = imap.cache()
-    # Every input is read by several survivorship rules and traits: attach it to its customers
-    # once and cut the lineage, instead of re-running the attach joins (and re-planning one
-    # ever larger query) for each use.
-    # On disk, not in storage memory: cached blocks up to spark.memory.storageFraction cannot be
-    # evicted by execution, and the profile query's many sorts then ran out of memory at 100k people.
-    # Only rows of a customer in scope are kept: every use groups by customer, and rows of no
-    # customer (anonymous traffic) or of untouched customers (an incremental run) would only be
-    # written, sorted and grouped (into one skewed null group) for nothing.
-    frames = {n: f.where(F.col("customer_id").isNotNull()).localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
-              for n, f in _frames(lakehouse, cfg, imap, as_of).items()}
+    people, frames = customer_frames(lakehouse, cfg, traits, as_of, customers)
     times = {n: i.time for n, i in cfg.inputs.items()}
-    profile = imap.select("customer_id").distinct()
+    base = people.select("customer_id").distinct()
+    profile = base
     for rule in cfg.survivorship:
         usable = rule.model_copy(update={"candidates": [c for c in rule.candidates if c.input in frames]})
         if usable.candidates:
@@ -118,7 +161,7 @@ def profiles_for(
         usable = [c for c in cands if c.input in frames]
         if usable:
             profile = profile.join(collect_values(name, usable, frames), "customer_id", "left")
-    ids = imap.groupBy("customer_id").agg(
+    ids = people.groupBy("customer_id").agg(
         F.sort_array(F.collect_set(F.struct("id_type", "id_value"))).alias("identifiers")
     )
     seen = (
@@ -147,7 +190,7 @@ def profiles_for(
     usable_traits = traits.model_copy(
         update={"traits": [t for t in traits.traits if t.input is None or t.input in frames]}
     )
-    profile = profile.join(compute_traits(usable_traits, frames, times, as_of, profile), "customer_id", "left")
+    profile = profile.join(compute_traits(usable_traits, frames, times, as_of, base), "customer_id", "left")
     en = cfg.enrichment
     if en.postcodes and lakehouse.exists(*split_table_name(en.postcodes)):
         profile = with_postcode_reference(profile, lakehouse.read(*split_table_name(en.postcodes)))
@@ -250,14 +293,16 @@ def build_gold(
         raise CdpError(f"{cfg.identity_map} does not exist: run `cdp resolve` first")
     state = None if full else _last_state(lakehouse)
     exists = lakehouse.exists("gold", "customer_profile")
+    # The fresh profiles are checkpointed: _finish reads them twice (RFM ranks them and joins back),
+    # and their plan has almost no exchanges for Spark to reuse, so it would run twice.
     if state is None or not exists:
-        fresh = profiles_for(spark, lakehouse, cfg, traits, as_of)
+        fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of), "customer_id")
         mode, recomputed = "full", None
         final = _finish(fresh, traits, as_of, run_id)
     else:
         prev_as_of, prev_versions = state
         touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
-        fresh = profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched)
+        fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched), "customer_id")
         current = lakehouse.read("gold", "customer_profile")
         live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
         kept = current.join(touched, "customer_id", "left_anti").join(live, "customer_id", "left_semi")
