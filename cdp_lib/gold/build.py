@@ -137,6 +137,28 @@ def customer_frames(
     return people, frames
 
 
+def _seen(frames: dict[str, DataFrame], times: dict[str, str]) -> DataFrame:
+    """customer_id, first_seen_at, last_seen_at and ``sources`` (sorted names of the inputs with a row).
+
+    Every input is first reduced to one row per customer, and the names are picked by flags: all
+    hash aggregates. A set of names collected over every input row was an object aggregate, which
+    falls back to sorting all its rows (millions of events) once a task holds more than 128 customers.
+    """
+    names = sorted(frames)
+    per_input = [
+        frames[n].groupBy("customer_id").agg(
+            F.min(F.col(times[n]).cast("timestamp")).alias("t0"), F.max(F.col(times[n]).cast("timestamp")).alias("t1")
+        ).withColumn("src", F.lit(i))
+        for i, n in enumerate(names)
+    ]
+    flags = [F.max((F.col("src") == i).cast("int")).alias(f"_src{i}") for i in range(len(names))]
+    seen = reduce(lambda a, b: a.unionByName(b), per_input).groupBy("customer_id").agg(
+        F.min("t0").alias("first_seen_at"), F.max("t1").alias("last_seen_at"), *flags
+    )
+    listed = F.array_compact(F.array(*[F.when(F.col(f"_src{i}") == 1, F.lit(n)) for i, n in enumerate(names)]))
+    return seen.select("customer_id", "first_seen_at", "last_seen_at", listed.alias("sources"))
+
+
 def profiles_for(
     spark: SparkSession,
     lakehouse,
@@ -161,26 +183,11 @@ def profiles_for(
         usable = [c for c in cands if c.input in frames]
         if usable:
             profile = profile.join(collect_values(name, usable, frames), "customer_id", "left")
+    # The map is unique on (id_type, id_value): a list, not a set, and no hash set per customer.
     ids = people.groupBy("customer_id").agg(
-        F.sort_array(F.collect_set(F.struct("id_type", "id_value"))).alias("identifiers")
+        F.sort_array(F.collect_list(F.struct("id_type", "id_value"))).alias("identifiers")
     )
-    seen = (
-        reduce(
-            lambda a, b: a.unionByName(b),
-            [
-                f.where(F.col("customer_id").isNotNull()).select(
-                    "customer_id", F.col(times[n]).cast("timestamp").alias("t"), F.lit(n).alias("src")
-                )
-                for n, f in frames.items()
-            ],
-        )
-        .groupBy("customer_id")
-        .agg(
-            F.min("t").alias("first_seen_at"),
-            F.max("t").alias("last_seen_at"),
-            F.sort_array(F.collect_set("src")).alias("sources"),
-        )
-    )
+    seen = _seen(frames, times)
     profile = profile.join(ids, "customer_id", "left").join(seen, "customer_id", "left")
     consent = consent_state(
         cfg.consent.model_copy(update={"sources": [s for s in cfg.consent.sources if s.input in frames]}), frames

@@ -87,5 +87,7 @@ def collect_values(name: str, cands: list[Candidate], frames: dict[str, DataFram
         .select("customer_id", _blank_to_null(F.col(c.columns[0])).cast("string").alias("v"))
         for c in cands
     ]
-    union = reduce(lambda a, b: a.unionByName(b), parts).where(F.col("v").isNotNull())
-    return union.groupBy("customer_id").agg(F.sort_array(F.collect_set("v")).alias(name))
+    # Distinct pairs first (a hash aggregate), then a list: a set collected over every candidate row
+    # is an object aggregate, which sorts all its rows once a task holds more than 128 customers.
+    union = reduce(lambda a, b: a.unionByName(b), parts).where(F.col("v").isNotNull()).distinct()
+    return union.groupBy("customer_id").agg(F.sort_array(F.collect_list("v")).alias(name))
