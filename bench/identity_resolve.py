@@ -39,7 +39,8 @@ UI_PORT = 4077
 
 def _caller() -> str:
     for frame in inspect.stack()[2:]:
-        if "/cdp_lib/" in frame.filename:
+        # the first cdp_lib line above generic helpers (a checkpoint helper names no step)
+        if "/cdp_lib/" in frame.filename and not frame.filename.endswith("/cdp_lib/partitioning.py"):
             return f"{frame.filename.split('/cdp_lib/')[1]}:{frame.lineno} {frame.function}"
     return "?"
 

@@ -1,25 +1,32 @@
 """checkpoint_by: co-partitioned checkpoints that later aggregates, windows, unions and joins need not shuffle."""
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from cdp_lib.partitioning import AQE, checkpoint_by
-from tests.plans import shuffles
+from tests.plans import adaptive, shuffles
 
 
 def test_checkpoints_by_the_same_key_are_used_without_an_exchange(spark):
-    aqe = spark.conf.get(AQE)
     a0 = spark.range(2000).select((F.col("id") % 97).cast("string").alias("k"), F.col("id").alias("x"))
     b0 = spark.range(500).select((F.col("id") % 89).cast("string").alias("k"), (F.col("id") % 3).alias("y"))
-    a, b = checkpoint_by(a0, "k"), checkpoint_by(b0, "k")
-    assert spark.conf.get(AQE) == aqe  # the planning switch is restored
+    with adaptive(spark):
+        a, b = checkpoint_by(a0, "k"), checkpoint_by(b0, "k")
+        assert spark.conf.get(AQE) == "true"  # restored after each checkpoint
+        grouped = a.groupBy("k").agg(F.sum("x").alias("s"))
+        top = b.withColumn("r", F.row_number().over(Window.partitionBy("k", "y").orderBy("y"))).where("r = 1")
+        union = a.select("k").unionByName(b.select("k")).groupBy("k").count()
+        assert shuffles(grouped.join(top, "k", "left").join(union, "k", "left")) == 0
+        # The control: an aggregate of the frame before its checkpoint shuffles it.
+        assert shuffles(a0.groupBy("k").agg(F.sum("x").alias("s"))) > 0
     assert_df_equality(a, a0, ignore_row_order=True)  # same rows
-    grouped = a.groupBy("k").agg(F.sum("x").alias("s"))
-    top = b.withColumn("r", F.row_number().over(Window.partitionBy("k", "y").orderBy("y"))).where("r = 1")
-    union = a.select("k").unionByName(b.select("k")).groupBy("k").count()
-    joined = grouped.join(top, "k", "left").join(union, "k", "left")
-    assert shuffles(joined) == 0
-    # The control: an aggregate of the frame before its checkpoint shuffles it.
-    assert shuffles(a0.groupBy("k").agg(F.sum("x").alias("s"))) > 0
 
+
+def test_a_failed_checkpoint_restores_adaptive_execution(spark):
+    bad = spark.range(3).select(F.assert_true(F.col("id") < 1, "boom").alias("k"))
+    with adaptive(spark):
+        with pytest.raises(Exception, match="boom"):
+            checkpoint_by(bad, "k")
+        assert spark.conf.get(AQE) == "true"

@@ -56,13 +56,29 @@ def _broadcastable(cfg: GoldConfig, imap: DataFrame) -> bool:
     return cfg.broadcast_map_rows > 0 and imap.count() <= cfg.broadcast_map_rows
 
 
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+# A star that stands for columns (``struct(*)``, ``t.*``), not a multiplication or ``count(*)``.
+_COUNT_STAR = re.compile(r"count\s*\(\s*\*\s*\)", re.I)
+_STAR = re.compile(r"(^|[(,.\s])\*\s*($|[),])")
+
+
 def used_columns(cfg: GoldConfig, traits: TraitsConfig, name: str, columns: list[str]) -> list[str]:
     """The columns of input ``name`` that gold's config mentions (in order); no other column is ever read.
 
     A column is kept when its name appears as a word (case-insensitively, as Spark resolves names)
-    anywhere in the settings of the input itself, of inputs attached through it, and of the
-    survivorship candidates, collected values, consent sources and traits over it: SQL expressions
-    are matched by their words, so a kept column may go unused but a used one is never dropped.
+    in any setting of the input itself, of inputs attached through it, and of the survivorship
+    candidates, collected values, consent sources and traits over it. SQL expressions are matched
+    by their words, so a kept column may go unused but a used one is never dropped; an expression
+    with a star that expands to columns (``struct(*)``) keeps them all.
     """
     parts = [cfg.inputs[name]]
     parts += [i.via for i in cfg.inputs.values() if i.via is not None and i.via.input == name]
@@ -70,7 +86,10 @@ def used_columns(cfg: GoldConfig, traits: TraitsConfig, name: str, columns: list
     parts += [c for cs in cfg.collect.values() for c in cs if c.input == name]
     parts += [s for s in cfg.consent.sources if s.input == name]
     parts += [t for t in traits.traits if t.input == name]
-    text = "\n".join(p.model_dump_json() for p in parts)
+    texts = [s for p in parts for s in _strings(p.model_dump())]
+    if any(_STAR.search(_COUNT_STAR.sub("", t)) for t in texts):
+        return list(columns)
+    text = "\n".join(texts)
     return [c for c in columns if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", text, re.I)]
 
 
@@ -103,11 +122,15 @@ def _attach(df: DataFrame, inp, imap: DataFrame, frames: dict[str, DataFrame], b
         return with_customer_id(df, inp, imap, broadcast).drop(ROW_KEY)
     if inp.via.input not in frames:
         return df.withColumn("customer_id", F.lit(None).cast("string"))
+    return df.join(_owners(frames[inp.via.input], inp.via.keys), inp.via.keys, "left")
+
+
+def _owners(rows: DataFrame, keys: list[str]) -> DataFrame:
+    """One customer per key of the owning input's rows (the smallest, when rows disagree)."""
     # An aggregate, not dropDuplicates: the optimizer rewrites dropDuplicates into an aggregate with
     # a new customer_id attribute, and a checkpoint of the result (checkpoint_by) would then report
     # its partitioning on an attribute its output does not have, so it would be shuffled again.
-    owners = frames[inp.via.input].groupBy(*inp.via.keys).agg(F.min("customer_id").alias("customer_id"))
-    return df.join(owners, inp.via.keys, "left")
+    return rows.groupBy(*keys).agg(F.min("customer_id").alias("customer_id"))
 
 
 def customer_frames(
@@ -116,10 +139,10 @@ def customer_frames(
     """The identity map's (customer_id, id_type, id_value) rows and each input's rows of a customer.
 
     Only customers in ``customers`` (default: all), rows up to ``as_of`` and the columns gold uses
-    (:func:`used_columns`). Every input is read by
-    several survivorship rules and traits: it is attached to its customers once and its lineage cut
-    on disk (not in storage memory: cached blocks up to spark.memory.storageFraction cannot be
-    evicted by execution, and the profile query's many sorts then ran out of memory at 100k people).
+    (:func:`used_columns`). Every input is read by several survivorship rules and traits: it is
+    attached to its customers once and its lineage cut on disk (not in storage memory: cached
+    blocks up to spark.memory.storageFraction cannot be evicted by execution, and the profile
+    query's many sorts then ran out of memory at 100k people).
     Rows of no customer in scope (anonymous traffic, untouched customers of an incremental run) are
     left out: every use groups by customer. All are hash-partitioned by customer_id into the same
     number of partitions (:func:`checkpoint_by`), so the profile query's aggregates, windows and joins
@@ -137,26 +160,33 @@ def customer_frames(
     return people, frames
 
 
-def _seen(frames: dict[str, DataFrame], times: dict[str, str]) -> DataFrame:
-    """customer_id, first_seen_at, last_seen_at and ``sources`` (sorted names of the inputs with a row).
+def _seen_aggregates(frames: dict[str, DataFrame], times: dict[str, str]) -> tuple[dict[str, list], list]:
+    """Per input, the aggregates behind first/last seen and ``sources``; and the columns built from them.
 
-    Every input is first reduced to one row per customer, and the names are picked by flags: all
-    hash aggregates. A set of names collected over every input row was an object aggregate, which
-    falls back to sorting all its rows (millions of events) once a task holds more than 128 customers.
+    They are computed in the same hash aggregate per input as the traits (:func:`compute_traits`'s
+    ``extra``): one pass over each input's rows for both. (A set of input names collected over every
+    row was an object aggregate, which sorts all its rows once a task holds more than 128 customers.)
+    Returns ({input: aggregate columns}, [first_seen_at, last_seen_at, sources columns]).
     """
     names = sorted(frames)
-    per_input = [
-        frames[n].groupBy("customer_id").agg(
-            F.min(F.col(times[n]).cast("timestamp")).alias("t0"), F.max(F.col(times[n]).cast("timestamp")).alias("t1")
-        ).withColumn("src", F.lit(i))
+    extra = {
+        n: [F.min(F.col(times[n]).cast("timestamp")).alias(f"_seen_first{i}"),
+            F.max(F.col(times[n]).cast("timestamp")).alias(f"_seen_last{i}"),
+            F.count(F.lit(1)).alias(f"_seen_rows{i}")]
         for i, n in enumerate(names)
+    }
+
+    def over_inputs(fn, prefix):
+        cols = [F.col(f"{prefix}{i}") for i in range(len(names))]
+        return fn(*cols) if len(cols) > 1 else cols[0]
+
+    listed = F.array(*[F.when(F.col(f"_seen_rows{i}").isNotNull(), F.lit(n)) for i, n in enumerate(names)])
+    columns = [
+        over_inputs(F.least, "_seen_first").alias("first_seen_at"),  # least/greatest skip nulls
+        over_inputs(F.greatest, "_seen_last").alias("last_seen_at"),
+        F.array_compact(listed).alias("sources"),
     ]
-    flags = [F.max((F.col("src") == i).cast("int")).alias(f"_src{i}") for i in range(len(names))]
-    seen = reduce(lambda a, b: a.unionByName(b), per_input).groupBy("customer_id").agg(
-        F.min("t0").alias("first_seen_at"), F.max("t1").alias("last_seen_at"), *flags
-    )
-    listed = F.array_compact(F.array(*[F.when(F.col(f"_src{i}") == 1, F.lit(n)) for i, n in enumerate(names)]))
-    return seen.select("customer_id", "first_seen_at", "last_seen_at", listed.alias("sources"))
+    return extra, columns
 
 
 def profiles_for(
@@ -187,8 +217,7 @@ def profiles_for(
     ids = people.groupBy("customer_id").agg(
         F.sort_array(F.collect_list(F.struct("id_type", "id_value"))).alias("identifiers")
     )
-    seen = _seen(frames, times)
-    profile = profile.join(ids, "customer_id", "left").join(seen, "customer_id", "left")
+    profile = profile.join(ids, "customer_id", "left")
     consent = consent_state(
         cfg.consent.model_copy(update={"sources": [s for s in cfg.consent.sources if s.input in frames]}), frames
     )
@@ -197,7 +226,10 @@ def profiles_for(
     usable_traits = traits.model_copy(
         update={"traits": [t for t in traits.traits if t.input is None or t.input in frames]}
     )
-    profile = profile.join(compute_traits(usable_traits, frames, times, as_of, base), "customer_id", "left")
+    seen_extra, seen_columns = _seen_aggregates(frames, times)
+    traits_and_seen = compute_traits(usable_traits, frames, times, as_of, base, extra=seen_extra)
+    helpers = [c for c in traits_and_seen.columns if c.startswith("_seen_")]
+    profile = profile.join(traits_and_seen, "customer_id", "left").select("*", *seen_columns).drop(*helpers)
     en = cfg.enrichment
     if en.postcodes and lakehouse.exists(*split_table_name(en.postcodes)):
         profile = with_postcode_reference(profile, lakehouse.read(*split_table_name(en.postcodes)))
@@ -262,8 +294,8 @@ def _touched(
             # rows reach their customer through the owning input's current rows
             owner = cfg.inputs[inp.via.input]
             if owner.table in now:
-                owners = with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap, small)
-                owners = owners.select(*inp.via.keys, "customer_id").dropDuplicates(inp.via.keys)
+                owners = _owners(with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap, small),
+                                 inp.via.keys)
                 parts.append(rows.join(owners, inp.via.keys).select("customer_id"))
         else:
             parts.append(with_customer_id(rows, inp, imap, small).select("customer_id"))

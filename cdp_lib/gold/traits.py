@@ -24,8 +24,13 @@ def _in_window(ts: str, as_of: datetime, days: int | None):
     return cond
 
 
-def _aggregates(traits: list[Trait], frame: DataFrame, ts: str, as_of: datetime) -> DataFrame:
-    """All aggregate traits of one input in a single pass: each aggregates only its own rows."""
+def _aggregates(
+    traits: list[Trait], frame: DataFrame, ts: str, as_of: datetime, extra: list | None = None
+) -> DataFrame:
+    """All aggregate traits of one input in a single pass: each aggregates only its own rows.
+
+    ``extra``: more aggregate columns over every row of the input, computed in the same pass.
+    """
     base = frame.where(F.col(ts) <= F.lit(as_of))
     flags = []
     for i, t in enumerate(traits):
@@ -36,7 +41,7 @@ def _aggregates(traits: list[Trait], frame: DataFrame, ts: str, as_of: datetime)
     base = base.select("*", *flags)
     # FILTER (WHERE ...) scopes each aggregate to its window and filter within one groupBy.
     aggs = [F.expr(f"{t.expr} FILTER (WHERE _in{i})").alias(t.name) for i, t in enumerate(traits)]
-    return base.groupBy("customer_id").agg(*aggs)
+    return base.groupBy("customer_id").agg(*aggs, *(extra or []))
 
 
 def _mode(t: Trait, frame: DataFrame, ts: str, as_of: datetime) -> DataFrame:
@@ -67,17 +72,27 @@ def _abandoned_cart(t: Trait, frame: DataFrame, ts: str, as_of: datetime) -> Dat
 
 
 def compute_traits(
-    cfg: TraitsConfig, frames: dict[str, DataFrame], times: dict[str, str], as_of: datetime, customers: DataFrame
+    cfg: TraitsConfig,
+    frames: dict[str, DataFrame],
+    times: dict[str, str],
+    as_of: datetime,
+    customers: DataFrame,
+    extra: dict[str, list] | None = None,
 ) -> DataFrame:
-    """customer_id + one column per trait (RFM excluded: see :func:`with_rfm`) for ``customers``."""
+    """customer_id + one column per trait (RFM excluded: see :func:`with_rfm`) for ``customers``.
+
+    ``extra``: more aggregate columns per input name, computed in the pass that aggregates the
+    input's traits (an input with no aggregate trait gets a pass of its own) and returned too.
+    """
     out = customers.select("customer_id")
+    extra = extra or {}
     groups: dict[str, list[Trait]] = {}
     for t in cfg.traits:
         if t.kind == "aggregate":
             groups.setdefault(t.input, []).append(t)
     pieces = []
-    for name, traits in groups.items():
-        pieces.append(_aggregates(traits, frames[name], times[name], as_of))
+    for name in dict.fromkeys([*groups, *extra]):
+        pieces.append(_aggregates(groups.get(name, []), frames[name], times[name], as_of, extra.get(name)))
     for t in cfg.traits:
         if t.kind == "mode":
             pieces.append(_mode(t, frames[t.input], times[t.input], as_of))
