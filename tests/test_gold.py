@@ -477,3 +477,12 @@ def test_columns_in_multi_line_or_star_expressions_are_kept(gold_lake):
         "order_id", "order_ts", "user_id", "net", "tax"]
     star = Trait(name="rows", input="orders", expr="count(distinct hash(*))")
     assert used_columns(cfg, traits.model_copy(update={"traits": [star]}), "orders", cols) == cols
+
+
+def test_a_customer_with_no_input_row_has_no_sources(spark, gold_lake):
+    lh, cfg, traits = gold_lake
+    write(spark, lh, "gold", "identity_map", [("email", "nobody@z.com", "cus_9")], IMAP, mode="append")
+    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    nobody = profile_rows(lh)["cus_9"]
+    assert (nobody.sources, nobody.first_seen_at, nobody.last_seen_at, nobody.order_count) == (None, None, None, None)
+    assert profile_rows(lh)["cus_1"].sources[0] == "consent"

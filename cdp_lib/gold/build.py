@@ -184,7 +184,8 @@ def _seen_aggregates(frames: dict[str, DataFrame], times: dict[str, str]) -> tup
     columns = [
         over_inputs(F.least, "_seen_first").alias("first_seen_at"),  # least/greatest skip nulls
         over_inputs(F.greatest, "_seen_last").alias("last_seen_at"),
-        F.array_compact(listed).alias("sources"),
+        # null, not [], for a customer with no input row (as a left join of nothing gave before)
+        F.when(F.size(F.array_compact(listed)) > 0, F.array_compact(listed)).alias("sources"),
     ]
     return extra, columns
 
