@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -26,12 +25,10 @@ sys.path.insert(0, str(PROJECT))
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from bench.identity_resolve import UI_PORT, label_actions  # noqa: E402
-from cdp_lib.config import load_settings  # noqa: E402
+from bench.identity_resolve import profiled_session, slowest_executions  # noqa: E402
 from cdp_lib.gold.build import build_gold  # noqa: E402
 from cdp_lib.gold.config import load_gold_config, load_traits_config  # noqa: E402
 from cdp_lib.lakehouse import Lakehouse  # noqa: E402
-from cdp_lib.session import build_session  # noqa: E402
 
 
 def main() -> int:
@@ -42,11 +39,8 @@ def main() -> int:
     parser.add_argument("--conf-dir", default=str(PROJECT / "conf"))
     parser.add_argument("--as-of", type=datetime.fromisoformat, help="default: the last build's as-of time")
     args = parser.parse_args()
-    settings = load_settings("local", args.conf_dir)
-    settings = settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": args.lakehouse})})
-    spark = build_session(settings, {"spark.ui.enabled": "true", "spark.ui.port": str(UI_PORT)})
+    spark, settings = profiled_session(args.lakehouse, args.conf_dir)
     try:
-        label_actions(spark)
         lh = Lakehouse(spark, settings)
         cfg = load_gold_config(settings.conf_dir)
         traits = load_traits_config(cfg.inputs, settings.conf_dir)
@@ -56,17 +50,11 @@ def main() -> int:
         started = time.time()
         result = build_gold(spark, lh, cfg, traits, f"bench-{int(started)}", as_of=as_of, full=not args.incremental)
         seconds = time.time() - started
-        app = spark.sparkContext.applicationId
-        url = f"http://127.0.0.1:{UI_PORT}/api/v1/applications/{app}/sql?details=false&length=100000"
-        with urllib.request.urlopen(url) as response:
-            executions = json.load(response)
-        executions.sort(key=lambda e: -e["duration"])
         print(json.dumps({
             "seconds": round(seconds, 1),
             "as_of": str(as_of),
             **result,
-            "sql_seconds_total": round(sum(e["duration"] for e in executions) / 1000, 1),
-            "slowest": [f'{e["duration"] / 1000:.1f}s {e["description"]}' for e in executions[: args.top]],
+            **slowest_executions(spark, args.top),
         }, indent=2))
     finally:
         spark.stop()

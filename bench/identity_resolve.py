@@ -65,6 +65,29 @@ def label_actions(spark) -> None:
     wrap(DeltaMergeBuilder, "execute")
 
 
+def profiled_session(lakehouse: str, conf_dir: str):
+    """(spark, settings) for ``lakehouse`` with the shipped local config, the UI's REST API on and
+    every action labelled (:func:`label_actions`)."""
+    settings = load_settings("local", conf_dir)
+    settings = settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": lakehouse})})
+    spark = build_session(settings, {"spark.ui.enabled": "true", "spark.ui.port": str(UI_PORT)})
+    label_actions(spark)
+    return spark, settings
+
+
+def slowest_executions(spark, top: int) -> dict:
+    """Total seconds of the session's Spark SQL executions and the ``top`` slowest, with their labels."""
+    app = spark.sparkContext.applicationId
+    url = f"http://127.0.0.1:{UI_PORT}/api/v1/applications/{app}/sql?details=false&length=100000"
+    with urllib.request.urlopen(url) as response:
+        executions = json.load(response)
+    executions.sort(key=lambda e: -e["duration"])
+    return {
+        "sql_seconds_total": round(sum(e["duration"] for e in executions) / 1000, 1),
+        "slowest": [f'{e["duration"] / 1000:.1f}s {e["description"]}' for e in executions[:top]],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("lakehouse")
@@ -72,28 +95,19 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--conf-dir", default=str(PROJECT / "conf"))
     args = parser.parse_args()
-    settings = load_settings("local", args.conf_dir)
-    settings = settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": args.lakehouse})})
-    spark = build_session(settings, {"spark.ui.enabled": "true", "spark.ui.port": str(UI_PORT)})
-    label_actions(spark)
+    spark, settings = profiled_session(args.lakehouse, args.conf_dir)
     lh = Lakehouse(spark, settings)
     cfg = load_identity_config(settings.conf_dir)
     started = time.time()
     result = run_resolve(spark, lh, cfg, incremental=args.incremental, force=True)
     seconds = time.time() - started
-    app = spark.sparkContext.applicationId
-    url = f"http://127.0.0.1:{UI_PORT}/api/v1/applications/{app}/sql?details=false&length=100000"
-    with urllib.request.urlopen(url) as response:
-        executions = json.load(response)
-    executions.sort(key=lambda e: -e["duration"])
     print(json.dumps({
         "seconds": round(seconds, 1),
         "identifiers": result["identifiers"],
         "customers": result["clusters"],
         "incremental": result["incremental"],
         "inputs": result.get("inputs"),
-        "sql_seconds_total": round(sum(e["duration"] for e in executions) / 1000, 1),
-        "slowest": [f'{e["duration"] / 1000:.1f}s {e["description"]}' for e in executions[: args.top]],
+        **slowest_executions(spark, args.top),
     }, indent=2))
     spark.stop()
     return 0
