@@ -486,3 +486,71 @@ def test_a_customer_with_no_input_row_has_no_sources(spark, gold_lake):
     nobody = profile_rows(lh)["cus_9"]
     assert (nobody.sources, nobody.first_seen_at, nobody.last_seen_at, nobody.order_count) == (None, None, None, None)
     assert profile_rows(lh)["cus_1"].sources[0] == "consent"
+
+
+@pytest.mark.parametrize("broadcast_map_rows", [1000, 0])
+def test_an_incremental_run_attaches_rows_by_the_whole_map(spark, gold_lake, settings, tmp_path, broadcast_map_rows):
+    # T3 carries ann's CRM id and bob's phone: it is ann's (the first declared identifier). When only
+    # bob is recomputed, T3 must not fall through to bob's phone because ann is out of scope.
+    lh, cfg, traits = gold_lake
+    cfg = cfg.model_copy(update={"broadcast_map_rows": broadcast_map_rows})
+    write(spark, lh, "silver", "support_tickets", [("T3", "C1", None, "+447700900002", 5, t("2026-02-04 00:00:00"))],
+          TICKETS, mode="append")
+    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    write(spark, lh, "silver", "orders",
+          [("o5", "web", None, "bob@y.com", None, None, t("2026-03-05 09:00:00"), Decimal("70.00"), "placed")],
+          ORDERS, mode="append")
+    summary = build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 10:00:00"))
+    assert summary["mode"] == "incremental" and summary["customers_recomputed"] == 1  # bob only
+    incremental = _comparable(lh)
+    counts = {r.customer_id: r.support_ticket_count for r in incremental.collect()}
+    assert (counts["cus_1"], counts["cus_2"]) == (1, 2)
+    full = _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, t("2026-03-05 10:00:00"))
+    assert_df_equality(incremental, full, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize("change", ["mapped", "unmapped"])
+def test_a_row_whose_identifier_is_mapped_or_unmapped_leaves_the_customer_it_had(spark, gold_lake, settings, tmp_path,
+                                                                                change):
+    # T3 carries a work e-mail and bob's phone. While the e-mail is unmapped T3 is bob's; once the map
+    # gives the e-mail to ann, T3 is ann's (e-mail comes before phone), and back when it is unmapped again.
+    # Only ann's map rows change, yet bob's profile changes too: he gains or loses T3.
+    from delta.tables import DeltaTable
+
+    lh, cfg, traits = gold_lake
+    write(spark, lh, "silver", "support_tickets",
+          [("T3", None, "ann.work@x.com", "+447700900002", 5, t("2026-02-04 00:00:00"))], TICKETS, mode="append")
+    if change == "unmapped":
+        write(spark, lh, "gold", "identity_map", [("email", "ann.work@x.com", "cus_1")], IMAP, mode="append")
+    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    before = {r.customer_id: r.support_ticket_count for r in lh.read("gold", "customer_profile").collect()}
+    assert (before["cus_1"], before["cus_2"]) == ((None, 3) if change == "mapped" else (1, 2))
+    if change == "mapped":
+        write(spark, lh, "gold", "identity_map", [("email", "ann.work@x.com", "cus_1")], IMAP, mode="append")
+    else:
+        # a delete, not an overwrite: its change feed names only the row deleted
+        DeltaTable.forPath(spark, lh.path("gold", "identity_map")).delete("id_value = 'ann.work@x.com'")
+    assert build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 01:00:00"))["mode"] == "incremental"
+    incremental = _comparable(lh)
+    after = {r.customer_id: r.support_ticket_count for r in incremental.collect()}
+    assert (after["cus_1"], after["cus_2"]) == ((1, 2) if change == "mapped" else (None, 3))
+    full = _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, t("2026-03-05 01:00:00"))
+    assert_df_equality(incremental, full, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+
+
+def test_a_changed_reference_table_recomputes_every_profile(spark, gold_lake):
+    # bob's e-mail gets a third-party row: nothing of bob's changed, but his enrichment did
+    import hashlib
+
+    lh, cfg, traits = gold_lake
+    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    assert profile_rows(lh)["cus_2"].income_band is None
+    h = hashlib.sha256(b"bob@y.com").hexdigest()
+    write(spark, lh, "bronze", "enrichment", [(h, "25-50k", "no", "golf", "1")],
+          "email_sha256 string, income_band string, home_owner string, interests string, household_size string",
+          mode="append")
+    summary = build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 00:00:00"))
+    assert (summary["mode"], summary["customers_recomputed"], summary["rows_changed"]) == ("full", 2, 1)
+    assert profile_rows(lh)["cus_2"].income_band == "25-50k"
+    # the next run sees the same reference versions again: incremental, nothing to do
+    assert build_gold(spark, lh, cfg, traits, "g3", as_of=t("2026-03-05 00:00:00"))["mode"] == "incremental"

@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from cdp_lib.gold.config import GoldInput
 
-__all__ = ["ROW_KEY", "with_customer_id"]
+__all__ = ["ROW_KEY", "identifier_customers", "with_customer_id"]
 
 ROW_KEY = "_gold_row_key"
 
@@ -25,7 +25,31 @@ def with_customer_id(df: DataFrame, inp: GoldInput, identity_map: DataFrame, bro
     if broadcast:
         return _broadcast_lookup(df, inp, identity_map)
     df = df.withColumn(ROW_KEY, F.xxhash64(*[F.col(f"`{c}`") for c in df.columns]))
-    ids = F.array(
+    exploded = df.select(ROW_KEY, F.inline(_identifiers(inp))).where(F.col("id_value").isNotNull())
+    resolved = (
+        exploded.join(identity_map.select("id_type", "id_value", "customer_id"), ["id_type", "id_value"])
+        .groupBy(ROW_KEY)
+        .agg(F.min_by("customer_id", "priority").alias("customer_id"))
+    )
+    return df.join(resolved, ROW_KEY, "left")
+
+
+def identifier_customers(df: DataFrame, inp: GoldInput, identity_map: DataFrame, broadcast: bool = False) -> DataFrame:
+    """``customer_id``: every customer that any identifier of any row of ``df`` maps to (with repeats).
+
+    A superset of the rows' customers by :func:`with_customer_id`, under this map and under any map
+    that differs from it only in rows whose customers are listed too: an incremental run recomputes
+    these when a row's identifiers change owner, the row may move between any two of them.
+    """
+    df = df.where(inp.where) if inp.where else df
+    exploded = df.select(F.inline(_identifiers(inp))).where(F.col("id_value").isNotNull())
+    ids = identity_map.select("id_type", "id_value", "customer_id")
+    return exploded.join(F.broadcast(ids) if broadcast else ids, ["id_type", "id_value"]).select("customer_id")
+
+
+def _identifiers(inp: GoldInput):
+    """An array of (priority, id_type, id_value) structs: the row's identifiers in declared order."""
+    return F.array(
         *[
             F.struct(
                 F.lit(i).alias("priority"), F.lit(t).alias("id_type"), F.col(f"`{c}`").cast("string").alias("id_value")
@@ -33,13 +57,6 @@ def with_customer_id(df: DataFrame, inp: GoldInput, identity_map: DataFrame, bro
             for i, (t, c) in enumerate(inp.identifiers.items())
         ]
     )
-    exploded = df.select(ROW_KEY, F.inline(ids)).where(F.col("id_value").isNotNull())
-    resolved = (
-        exploded.join(identity_map.select("id_type", "id_value", "customer_id"), ["id_type", "id_value"])
-        .groupBy(ROW_KEY)
-        .agg(F.min_by("customer_id", "priority").alias("customer_id"))
-    )
-    return df.join(resolved, ROW_KEY, "left")
 
 
 def _broadcast_lookup(df: DataFrame, inp: GoldInput, identity_map: DataFrame) -> DataFrame:

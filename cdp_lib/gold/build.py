@@ -4,9 +4,14 @@ Full: every customer in gold.identity_map. Incremental: only customers *touched*
 last run are recomputed, where touched means any of
 
 - a row of a gold input changed (Delta Change Data Feed since the versions the last run read);
-- an identity_map row of the customer changed (merge, split, new identifier);
+- an identifier of the customer was added to the map, removed from it or moved (merge, split);
+- a row carrying such an identifier names the customer in any of its identifiers: the row may
+  have moved to or from it (a row belongs to its first identifier found in the whole map, never
+  only in the map of the customers being recomputed);
 - a row's time crosses a trait window boundary or the as-of cut between the two as-of times,
   or an abandoned-cart deadline falls between them;
+
+and every customer when a reference table (a lookup, enrichment) changed;
 
 then merged into the table. Population-wide or as-of-relative columns (RFM quantile scores,
 ``days_since_*``) are re-projected for every row; only the rows whose content hash differs, the
@@ -28,7 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cdp_lib.errors import CdpError
-from cdp_lib.gold.attach import ROW_KEY, with_customer_id
+from cdp_lib.gold.attach import ROW_KEY, identifier_customers, with_customer_id
 from cdp_lib.gold.config import GoldConfig, TraitsConfig
 from cdp_lib.gold.consent import consent_state
 from cdp_lib.gold.enrich import with_postcode_reference, with_third_party
@@ -94,10 +99,17 @@ def used_columns(cfg: GoldConfig, traits: TraitsConfig, name: str, columns: list
 
 
 def _frames(
-    lakehouse, cfg: GoldConfig, traits: TraitsConfig, imap: DataFrame, as_of: datetime
+    lakehouse, cfg: GoldConfig, traits: TraitsConfig, imap: DataFrame, as_of: datetime, scope: DataFrame | None = None
 ) -> dict[str, DataFrame]:
+    """Each input's rows with their ``customer_id`` by ``imap`` (the whole map).
+
+    ``scope``: the map rows of the customers wanted (default: all). Only rows with an identifier of
+    theirs are attached, and of those only the rows whose customer (by the whole map: a row's first
+    identifier may belong to a customer out of scope) is in scope are kept.
+    """
     frames = {}
     small = _broadcastable(cfg, imap)
+    scope_small = scope is not None and _broadcastable(cfg, scope)
     for name, inp in cfg.inputs.items():
         layer, table = split_table_name(inp.table)
         if not lakehouse.exists(layer, table):
@@ -113,7 +125,15 @@ def _frames(
         # Only the columns gold uses are carried through the attach joins and the checkpoint: silver
         # rows are wide (lineage, quality flags) and the events input alone has millions of them.
         df = df.select(*[F.col(f"`{c}`") for c in used_columns(cfg, traits, name, df.columns)])
-        frames[name] = _attach(df, inp, imap, frames, small)
+        if scope is not None and inp.via is None:
+            # (rows attached through another input follow that input's rows, already in scope)
+            df = with_customer_id(df, inp, scope, scope_small).where(F.col("customer_id").isNotNull())
+            df = df.drop("customer_id", ROW_KEY)
+        frame = _attach(df, inp, imap, frames, small)
+        if scope is not None and inp.via is None:
+            wanted = scope.select("customer_id").distinct()
+            frame = frame.join(F.broadcast(wanted) if scope_small else wanted, "customer_id", "left_semi")
+        frames[name] = frame
     return frames
 
 
@@ -149,14 +169,17 @@ def customer_frames(
     by customer need no exchange: one shuffle per input instead of one per use (the profile plan had
     64 exchanges before).
     """
-    imap = lakehouse.read(*split_table_name(cfg.identity_map))
+    imap = lakehouse.read(*split_table_name(cfg.identity_map)).cache()
+    scope = None
     if customers is not None:
-        imap = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi")
-    imap = imap.cache()
+        scope = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi").cache()
     frames = {n: checkpoint_by(f.where(F.col("customer_id").isNotNull()), "customer_id")
-              for n, f in _frames(lakehouse, cfg, traits, imap, as_of).items()}
-    people = checkpoint_by(imap.select("customer_id", "id_type", "id_value"), "customer_id")
-    imap.unpersist()
+              for n, f in _frames(lakehouse, cfg, traits, imap, as_of, scope).items()}
+    people = checkpoint_by((imap if scope is None else scope).select("customer_id", "id_type", "id_value"),
+                           "customer_id")
+    for cached in (imap, scope):
+        if cached is not None:
+            cached.unpersist()
     return people, frames
 
 
@@ -244,8 +267,15 @@ def profiles_for(
     return profile
 
 
+def _references(cfg: GoldConfig) -> list[str]:
+    """The reference tables gold reads: input lookups and enrichment."""
+    en = cfg.enrichment
+    tables = [lk.table for i in cfg.inputs.values() for lk in i.lookups] + [en.postcodes, en.third_party]
+    return [t for t in dict.fromkeys(tables) if t]
+
+
 def _versions(lakehouse, cfg: GoldConfig) -> dict[str, int]:
-    tables = [cfg.identity_map, *[i.table for i in cfg.inputs.values()]]
+    tables = [cfg.identity_map, *[i.table for i in cfg.inputs.values()], *_references(cfg)]
     return {t: v for t in dict.fromkeys(tables) if (v := lakehouse.version(*split_table_name(t))) is not None}
 
 
@@ -260,6 +290,18 @@ def _changes(lakehouse, table: str, since: int | None, until: int) -> DataFrame 
     return lakehouse.changes(*split_table_name(table), since, until)
 
 
+def _moved_identifiers(map_changes: DataFrame) -> DataFrame:
+    """The change feed's rows of identifiers that were added, removed or moved to another customer.
+
+    Other map changes (an identifier's last-seen time) change no profile: profiles read only who
+    owns which identifier.
+    """
+    moved = map_changes.groupBy("id_type", "id_value").agg(
+        ((F.countDistinct("customer_id") > 1) | F.max(F.col("_change_type").isin("insert", "delete"))).alias("_moved")
+    ).where("_moved")
+    return map_changes.join(moved.drop("_moved"), ["id_type", "id_value"], "left_semi")
+
+
 def _touched(
     lakehouse,
     cfg: GoldConfig,
@@ -269,12 +311,24 @@ def _touched(
     prev: dict[str, int],
     now: dict[str, int],
 ) -> DataFrame:
+    """The customers whose profile may differ from the last run's (see the module docstring).
+
+    A row's customer is that of its first identifier found in the map, so when an identifier is added
+    to the map, removed or moved, every row carrying it may change customer: to or from the identifier's
+    old or new owner, or any customer of the row's other identifiers. The customers of all identifiers
+    of such rows (and of the rows changed or crossing a window) are touched.
+    """
     imap = lakehouse.read(*split_table_name(cfg.identity_map))
     small = _broadcastable(cfg, imap)
     parts = []
+    moved = None
     map_changes = _changes(lakehouse, cfg.identity_map, prev.get(cfg.identity_map), now[cfg.identity_map])
     if map_changes is not None:
-        parts.append(map_changes.select("customer_id"))
+        moved = _moved_identifiers(map_changes)
+        parts.append(moved.select("customer_id"))
+        # the moved identifiers as a "map" to any customer: with_customer_id finds the rows carrying one
+        moved_ids = moved.select("id_type", "id_value").distinct().withColumn("customer_id", F.lit("moved"))
+        moved_small = _broadcastable(cfg, moved_ids)
     shifts = [timedelta(0)] + [timedelta(days=d) for d in window_bounds(traits)]
     shifts += [timedelta(hours=t.delay_hours) for t in traits.traits if t.kind == "abandoned_cart"]
     for inp in cfg.inputs.values():
@@ -292,14 +346,17 @@ def _touched(
             # Pre-images too: a row updated to another customer's identifiers leaves its old one.
             rows = rows.unionByName(changed.select(*cols))
         if inp.via is not None:
-            # rows reach their customer through the owning input's current rows
+            # rows reach their customer through the owning input's current rows (which follow the map)
             owner = cfg.inputs[inp.via.input]
             if owner.table in now:
                 owners = _owners(with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap, small),
                                  inp.via.keys)
                 parts.append(rows.join(owners, inp.via.keys).select("customer_id"))
         else:
-            parts.append(with_customer_id(rows, inp, imap, small).select("customer_id"))
+            if moved is not None:
+                carrying = with_customer_id(full, inp, moved_ids, moved_small).where(F.col("customer_id").isNotNull())
+                rows = rows.unionByName(carrying.select(*cols))
+            parts.append(identifier_customers(rows, inp, imap, small))
     return reduce(lambda a, b: a.unionByName(b), parts).where(F.col("customer_id").isNotNull()).distinct()
 
 
@@ -332,6 +389,12 @@ def build_gold(
     if cfg.identity_map not in versions:
         raise CdpError(f"{cfg.identity_map} does not exist: run `cdp resolve` first")
     state = None if full else _last_state(lakehouse)
+    if state is not None and (refs := [t for t in _references(cfg) if versions.get(t) != state[1].get(t)]):
+        # Any profile may read a changed reference row (a product's category, a postcode's region):
+        # every profile is recomputed, and still only the rows that differ are merged.
+        log.info("gold: reference tables changed since the last build (%s): every profile is recomputed",
+                 ", ".join(refs))
+        state = None
     exists = lakehouse.exists("gold", "customer_profile")
     # The fresh profiles are checkpointed: _finish reads them twice (RFM ranks them and joins back),
     # and their plan has almost no exchanges for Spark to reuse, so it would run twice.
