@@ -103,9 +103,8 @@ def _frames(
 ) -> dict[str, DataFrame]:
     """Each input's rows with their ``customer_id`` by ``imap`` (the whole map).
 
-    ``scope``: the map rows of the customers wanted (default: all). Only rows with an identifier of
-    theirs are attached, and of those only the rows whose customer (by the whole map: a row's first
-    identifier may belong to a customer out of scope) is in scope are kept.
+    ``scope``: the map rows of the customers wanted (default: all). Only the rows whose customer (by
+    the whole map: a row's first identifier may belong to a customer out of scope) is in scope are kept.
     """
     frames = {}
     small = _broadcastable(cfg, imap)
@@ -125,8 +124,10 @@ def _frames(
         # Only the columns gold uses are carried through the attach joins and the checkpoint: silver
         # rows are wide (lineage, quality flags) and the events input alone has millions of them.
         df = df.select(*[F.col(f"`{c}`") for c in used_columns(cfg, traits, name, df.columns)])
-        if scope is not None and inp.via is None:
-            # (rows attached through another input follow that input's rows, already in scope)
+        if scope is not None and inp.via is None and not small:
+            # Only rows with an identifier in scope go through the whole map's shuffle join. (With a
+            # broadcast map this would be one more lookup pass over the rows, for nothing.) Rows
+            # attached through another input follow that input's rows, already in scope.
             df = with_customer_id(df, inp, scope, scope_small).where(F.col("customer_id").isNotNull())
             df = df.drop("customer_id", ROW_KEY)
         frame = _attach(df, inp, imap, frames, small)
@@ -341,7 +342,12 @@ def _touched(
             lambda a, b: a | b,
             [(F.col(inp.time) > F.lit(prev_as_of - s)) & (F.col(inp.time) <= F.lit(as_of - s)) for s in shifts],
         )
-        rows = full.where(crossing)
+        if moved is not None and inp.via is None:
+            # one pass: the rows crossing a boundary and those carrying a moved identifier
+            carrying = with_customer_id(full, inp, moved_ids, moved_small)
+            rows = carrying.where(crossing | F.col("customer_id").isNotNull()).select(*cols)
+        else:
+            rows = full.where(crossing)
         if changed is not None:
             # Pre-images too: a row updated to another customer's identifiers leaves its old one.
             rows = rows.unionByName(changed.select(*cols))
@@ -353,9 +359,6 @@ def _touched(
                                  inp.via.keys)
                 parts.append(rows.join(owners, inp.via.keys).select("customer_id"))
         else:
-            if moved is not None:
-                carrying = with_customer_id(full, inp, moved_ids, moved_small).where(F.col("customer_id").isNotNull())
-                rows = rows.unionByName(carrying.select(*cols))
             parts.append(identifier_customers(rows, inp, imap, small))
     return reduce(lambda a, b: a.unionByName(b), parts).where(F.col("customer_id").isNotNull()).distinct()
 
