@@ -98,12 +98,28 @@ CONSENT = (
 IMAP = "id_type string, id_value string, customer_id string"
 
 
-@pytest.fixture
-def gold_lake(spark, settings, tmp_path):
-    lh = Lakehouse(
-        spark,
-        settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(tmp_path / "lh")})}),
+def _lakehouse_at(spark, settings, root) -> Lakehouse:
+    return Lakehouse(
+        spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(root)})})
     )
+
+
+@pytest.fixture
+def gold_lake(spark, settings, tmp_path, _gold_template):
+    """A private copy of the tiny lakehouse below: (lakehouse, gold config, traits config).
+
+    Written once per module and copied per test (a file copy, against 13 Delta writes)."""
+    import shutil
+
+    shutil.copytree(_gold_template, tmp_path / "lh")
+    cfg = load_gold_config(settings.conf_dir)
+    return _lakehouse_at(spark, settings, tmp_path / "lh"), cfg, load_traits_config(cfg.inputs, settings.conf_dir)
+
+
+@pytest.fixture(scope="module")
+def _gold_template(spark, settings, tmp_path_factory):
+    root = tmp_path_factory.mktemp("gold_template")
+    lh = _lakehouse_at(spark, settings, root)
     write(
         spark,
         lh,
@@ -252,8 +268,7 @@ def gold_lake(spark, settings, tmp_path):
         [(h, "50-75k", "yes", "travel|food", "2")],
         "email_sha256 string, income_band string, home_owner string, interests string, household_size string",
     )
-    cfg = load_gold_config(settings.conf_dir)
-    return lh, cfg, load_traits_config(cfg.inputs, settings.conf_dir)
+    return root
 
 
 def profile_rows(lh):
@@ -324,9 +339,7 @@ def _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, as_of):
     shutil.copytree(lh.root, full_root)
     shutil.rmtree(full_root / "gold" / "customer_profile")
     shutil.rmtree(full_root / "ops", ignore_errors=True)
-    lh2 = Lakehouse(
-        spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(full_root)})})
-    )
+    lh2 = _lakehouse_at(spark, settings, full_root)
     build_gold(spark, lh2, cfg, traits, "full", as_of=as_of, full=True)
     return _comparable(lh2)
 

@@ -250,11 +250,12 @@ def run_resolve(
         )
         edges_out = result.edges.localCheckpoint()
         identity_map = identity_map.localCheckpoint()
-        lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA) if lineage.take(1) else None
-        n_lineage = 0
+        # One pass over the lineage plan (a take(1) then a second pass cost more, as often as not
+        # for no row); the NOT NULL schema is applied to the few rows there are.
+        lineage = lineage.localCheckpoint()
+        n_lineage = lineage.count()
+        lineage = spark.createDataFrame(lineage.rdd, LINEAGE_SCHEMA).localCheckpoint() if n_lineage else None
         if lineage is not None:  # parked before the map: see the module docstring
-            lineage = lineage.localCheckpoint()
-            n_lineage = lineage.count()
             lineage.write.format("delta").mode("overwrite").save(lakehouse.path(*PENDING))
         # Merged, not overwritten: its change feed then names only the customers that changed,
         # which is what keeps gold's incremental run incremental.
