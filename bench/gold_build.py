@@ -86,10 +86,10 @@ def _undo_last_build(spark, lh) -> datetime:
     if len(states) < 2:
         raise SystemExit("--replay-last needs two gold builds in the lakehouse (a full one and the one to replay)")
     # the table as the build before the last one left it (its last commit before that build's state row)
-    path = lh.path("gold", "customer_profile")
-    before = max(r.version for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()
+    profile = lh.delta("gold", "customer_profile")
+    before = max(r.version for r in profile.history().select("version", "timestamp").collect()
                  if r.timestamp <= states[-2].recorded_at)
-    spark.sql(f"RESTORE TABLE delta.`{path}` TO VERSION AS OF {before}")
+    profile.restoreToVersion(before)
     spark.createDataFrame(states[:-1]).write.format("delta").mode("overwrite").save(lh.path("ops", "gold_state"))
     return states[-1].as_of
 

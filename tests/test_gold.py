@@ -11,8 +11,8 @@ from cdp_lib.gold.attach import ROW_KEY, with_customer_id
 from cdp_lib.gold.build import build_gold, customer_frames, used_columns
 from cdp_lib.gold.config import AttributeRule, GoldInput, Trait, load_gold_config, load_traits_config
 from cdp_lib.gold.survivorship import survive
-from cdp_lib.lakehouse import Lakehouse
 from tests.plans import adaptive, shuffles
+from tests.silver_fixtures import lakehouse_at
 
 CAND = "customer_id string, priority int, source string, observed_at timestamp, v0 string, _filled int"
 
@@ -98,12 +98,6 @@ CONSENT = (
 IMAP = "id_type string, id_value string, customer_id string"
 
 
-def _lakehouse_at(spark, settings, root) -> Lakehouse:
-    return Lakehouse(
-        spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(root)})})
-    )
-
-
 @pytest.fixture
 def gold_lake(spark, settings, tmp_path, _gold_template):
     """A private copy of the tiny lakehouse below: (lakehouse, gold config, traits config).
@@ -113,13 +107,13 @@ def gold_lake(spark, settings, tmp_path, _gold_template):
 
     shutil.copytree(_gold_template, tmp_path / "lh")
     cfg = load_gold_config(settings.conf_dir)
-    return _lakehouse_at(spark, settings, tmp_path / "lh"), cfg, load_traits_config(cfg.inputs, settings.conf_dir)
+    return lakehouse_at(spark, settings, tmp_path / "lh"), cfg, load_traits_config(cfg.inputs, settings.conf_dir)
 
 
 @pytest.fixture(scope="module")
 def _gold_template(spark, settings, tmp_path_factory):
     root = tmp_path_factory.mktemp("gold_template")
-    lh = _lakehouse_at(spark, settings, root)
+    lh = lakehouse_at(spark, settings, root)
     write(
         spark,
         lh,
@@ -339,7 +333,7 @@ def _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, as_of):
     shutil.copytree(lh.root, full_root)
     shutil.rmtree(full_root / "gold" / "customer_profile")
     shutil.rmtree(full_root / "ops", ignore_errors=True)
-    lh2 = _lakehouse_at(spark, settings, full_root)
+    lh2 = lakehouse_at(spark, settings, full_root)
     build_gold(spark, lh2, cfg, traits, "full", as_of=as_of, full=True)
     return _comparable(lh2)
 
