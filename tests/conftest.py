@@ -34,9 +34,15 @@ def monkeypatch_session():
 
 @pytest.fixture(scope="session")
 def spark(settings):
-    from cdp_lib.session import build_session
+    from cdp_lib.session import build_session, session_conf
 
+    java_options = session_conf(settings, include_jars=False)["spark.driver.extraJavaOptions"]
     test_conf = {
+        # The throughput collector: tests/test_silver_build.py took 130.5 and 130.6 s with it against
+        # 138.3, 139.2 and 142.2 s with the default G1 (and 141.2 s with SerialGC), runs interleaved
+        # (/tmp/prof/jvmflags.py, 2026-12-05). Thousands of tiny queries: allocation-heavy planning,
+        # no pause-time goal worth G1's barriers and concurrent work on 2 cores.
+        "spark.driver.extraJavaOptions": f"{java_options} -XX:+UseParallelGC",
         # Test frames have a handful of rows: 200 (or even 4) shuffle partitions is pure overhead.
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from cdp_lib.errors import GiantComponentError
 from cdp_lib.identity.config import IdentityConfig, ProbabilisticSettings
 from cdp_lib.identity.explain import explain_identifier
-from cdp_lib.identity.probabilistic import estimate_u
+from cdp_lib.identity.probabilistic import comparison_levels, estimate_u
 from cdp_lib.identity.resolve import build_graph, record_customers, resolve_frames, run_resolve
 from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import Lakehouse
@@ -357,6 +357,18 @@ def test_u_estimate_does_not_depend_on_partitioning(spark):
     one = estimate_u(recs.coalesce(1), attrs, settings)
     assert estimate_u(recs.repartition(7, "record_key"), attrs, settings) == one
     assert estimate_u(recs.orderBy(F.desc("rid")).coalesce(1), attrs, settings) == one
+
+
+def test_name_levels_by_jaro_winkler_keep_each_pair_in_its_row(spark):
+    """Levels of first/last name pairs: 0 same, 1 close (Jaro-Winkler >= 0.88), 2 different, null
+    missing. Nulls are interleaved so a batch's similarities must land back on their own rows."""
+    rows = [("martha", "marhta", 1), (None, "ann", None), ("dwayne", "duane", 2), ("ann", "ann", 0),
+            ("bob", None, None), ("jonathan", "jonathon", 1), ("", "a", 2)] * 300
+    pairs = spark.createDataFrame([(i, *r) for i, r in enumerate(rows)],
+                                  "i long, first_name_l string, first_name_r string, want int")
+    out = comparison_levels(pairs.repartition(3), ["first_name"])
+    wrong = out.where(~F.col("lvl_first_name").eqNullSafe(F.col("want")))
+    assert wrong.count() == 0 and out.count() == len(rows)
 
 
 def test_vertex_parts_and_merge_aggregate_every_row(spark):

@@ -15,6 +15,7 @@ import logging
 import math
 from functools import reduce
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -27,17 +28,27 @@ __all__ = ["comparison_levels", "estimate_u", "probabilistic_edges", "jaro_winkl
 log = logging.getLogger(__name__)
 
 
-def _jw(a: str | None, b: str | None) -> float | None:
-    if a is None or b is None:
-        return None
+def _jw_arrays(a: pa.Array, b: pa.Array) -> pa.Array:
+    """Jaro-Winkler similarity of each pair ``(a[i], b[i])``; null where either is null."""
+    import numpy as np
+    from rapidfuzz import process
     from rapidfuzz.distance import JaroWinkler
 
-    return float(JaroWinkler.similarity(a, b))
+    left, right = a.to_pylist(), b.to_pylist()
+    both = [x is not None and y is not None for x, y in zip(left, right, strict=True)]
+    pairs = [(x, y) for x, y, ok in zip(left, right, both, strict=True) if ok]
+    # float64, as JaroWinkler.similarity returns: cpdist's default float32 could move a score
+    # across the "close" threshold.
+    sims = iter(process.cpdist([x for x, _ in pairs], [y for _, y in pairs], scorer=JaroWinkler.similarity,
+                               dtype=np.float64).tolist() if pairs else [])
+    return pa.array([next(sims) if ok else None for ok in both], pa.float64())
 
 
 def jaro_winkler(a: Column, b: Column) -> Column:
-    """Jaro-Winkler similarity (rapidfuzz, in a Python UDF; Spark has no built-in)."""
-    return F.udf(_jw, T.DoubleType())(a, b)
+    """Jaro-Winkler similarity (rapidfuzz; Spark has no built-in). An Arrow UDF: whole batches of
+    pairs go to rapidfuzz's vectorised ``cpdist`` (2M pairs: 1.5-2.7 s against 4.5-7.9 s for a
+    row-at-a-time Python UDF; /tmp/prof/jwtest.py, 2026-12-05)."""
+    return F.arrow_udf(_jw_arrays, T.DoubleType())(a, b)
 
 
 def _level(left: Column, right: Column, close: Column | None) -> Column:

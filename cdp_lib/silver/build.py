@@ -1,7 +1,8 @@
 """Build silver entities from bronze: read new rows, normalise, check, de-duplicate, MERGE.
 
-Per entity and run: one commit to ``silver.<table>``, at most one to its quarantine
-table, one to ``ops.dq_results`` and the run-log row; per run, one to ``ops.silver_watermarks``.
+Per entity and run: one commit to ``silver.<table>`` and at most one to its quarantine table;
+per run, one to ``ops.dq_results`` (every entity's rule counts, the failed entity's too), one to
+``ops.silver_watermarks`` and, inside a pipeline stage, one run-log commit.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from cdp_lib.silver.incremental import Watermarks, read_bronze_since
 from cdp_lib.silver.spec import EntitySpec, SilverConfig
 from cdp_lib.silver.standardize import standardize
 
-__all__ = ["build_silver", "build_entity", "dedupe_batch"]
+__all__ = ["SilverRunBook", "build_silver", "build_entity", "dedupe_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -58,27 +59,38 @@ def _refs(lakehouse: Lakehouse, entity: EntitySpec) -> dict[str, DataFrame | Non
     return refs
 
 
-def _written_rows(lakehouse: Lakehouse, table: str, before: int | None) -> int:
-    """Rows inserted + updated by the commit a write made to ``silver.<table>`` (Delta's metrics);
-    0 when the table is still at version ``before``: a MERGE that changes nothing (rows re-read
-    after a crash) may not commit at all, and the last commit's metrics are then an earlier run's."""
-    if lakehouse.version("silver", table) == before:
-        return 0
-    metrics = lakehouse.delta("silver", table).history(1).select("operationMetrics").first()[0] or {}
-    if "numOutputRows" in metrics and "numTargetRowsInserted" not in metrics:
-        return int(metrics["numOutputRows"])
-    return int(metrics.get("numTargetRowsInserted", 0)) + int(metrics.get("numTargetRowsUpdated", 0))
+class SilverRunBook:
+    """What one silver run records once for all its entities: the watermarks (:class:`Watermarks`)
+    and the ``ops.dq_results`` rows, saved in one commit each by :meth:`save`, which the run calls
+    even when an entity fails (its rule counts are what explains the failure)."""
+
+    def __init__(self, lakehouse: Lakehouse):
+        self.lakehouse = lakehouse
+        self.watermarks = Watermarks(lakehouse)
+        self.dq_rows: list[tuple] = []
+
+    def save(self, run_id: str) -> None:
+        if self.dq_rows:
+            self.lakehouse.spark.createDataFrame(self.dq_rows, DQ_RESULTS_SCHEMA).write.format("delta").mode(
+                "append").save(self.lakehouse.path("ops", "dq_results"))
+            self.dq_rows = []
+        self.watermarks.save(run_id)
 
 
-def _write(lakehouse: Lakehouse, table: str, rows: DataFrame, entity: EntitySpec, full_rebuild: bool) -> None:
+def _write(lakehouse: Lakehouse, table: str, rows: DataFrame, entity: EntitySpec, full_rebuild: bool) -> int:
+    """Write ``rows`` to ``silver.<table>``; returns the rows inserted or updated (Delta's metrics of
+    the write: a MERGE that changes nothing, rows re-read after a crash, counts 0)."""
     path = lakehouse.path("silver", table)
     if full_rebuild or not lakehouse.exists("silver", table):
         rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+        metrics = lakehouse.delta("silver", table).history(1).select("operationMetrics").first()[0] or {}
+        written = int(metrics.get("numOutputRows", 0))
     elif entity.keep == "latest":
-        merge_latest(lakehouse.delta("silver", table), rows, entity.key, entity.order_by)
+        written = merge_latest(lakehouse.delta("silver", table), rows, entity.key, entity.order_by)
     else:
-        merge_first(lakehouse.delta("silver", table), rows, entity.key)
+        written = merge_first(lakehouse.delta("silver", table), rows, entity.key)
     lakehouse.register("silver", table)
+    return written
 
 
 def _write_quarantine(lakehouse: Lakehouse, table: str, rows: DataFrame, full_rebuild: bool) -> None:
@@ -97,21 +109,22 @@ def _write_quarantine(lakehouse: Lakehouse, table: str, rows: DataFrame, full_re
 
 def build_entity(
     spark: SparkSession, lakehouse: Lakehouse, cfg: SilverConfig, name: str, run_id: str,
-    full_rebuild: bool = False, watermarks: Watermarks | None = None,
+    full_rebuild: bool = False, book: SilverRunBook | None = None,
 ) -> dict:
     """Build ``silver.<entity>`` from the bronze rows it has not seen (all of them on a full rebuild).
 
-    With ``watermarks`` (one silver run building several entities) the entity's consumed bronze
-    versions are staged there and saved by the caller; alone, it saves them itself.
+    With ``book`` (one silver run building several entities) the entity's consumed bronze versions
+    and rule counts are staged there and saved by the caller; alone, it saves them itself.
     """
     if name not in cfg.entities:
         raise ConfigError("conf/silver.yaml", "entities", f"unknown entity {name!r}; known: {sorted(cfg.entities)}")
-    if watermarks is None:
-        book = Watermarks(lakehouse)
+    if book is None:
+        book = SilverRunBook(lakehouse)
         try:
             return build_entity(spark, lakehouse, cfg, name, run_id, full_rebuild, book)
         finally:
             book.save(run_id)
+    watermarks = book.watermarks
     entity = cfg.entities[name]
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "silver", name) as run:
         consumed = {} if full_rebuild else watermarks.get(name)
@@ -143,8 +156,7 @@ def build_entity(
         checked = checked.persist(StorageLevel.DISK_ONLY)
         try:
             counts = dq_counts(checked, entity)
-            spark.createDataFrame(dq_result_rows(run_id, name, entity, counts), DQ_RESULTS_SCHEMA).write.format(
-                "delta").mode("append").save(lakehouse.path("ops", "dq_results"))
+            book.dq_rows.extend(dq_result_rows(run_id, name, entity, counts))
             raise_on_fail(name, entity, counts)
 
             data_cols = list(entity.columns)
@@ -156,14 +168,13 @@ def build_entity(
             good = marked.where(F.size("_dq_reasons") == 0).drop("_dq_reasons")
             bad = marked.where(F.size("_dq_reasons") > 0)
             rows = dedupe_batch(good, entity)
-            before = lakehouse.version("silver", entity.table)
-            _write(lakehouse, entity.table, rows, entity, full_rebuild)
-            quarantined = bad.count()
+            written = _write(lakehouse, entity.table, rows, entity, full_rebuild)
+            quarantined = counts["__quarantined"]
             if quarantined or full_rebuild:
                 _write_quarantine(lakehouse, f"{entity.table}_quarantine", bad, full_rebuild)
             watermarks.advance(name, versions)
             run.rows_in = counts["__total"]
-            run.rows_out = _written_rows(lakehouse, entity.table, before)
+            run.rows_out = written
             run.rows_quarantined = quarantined
         finally:
             checked.unpersist()
@@ -178,9 +189,9 @@ def build_silver(
     """Build every entity of ``cfg`` (or the named ones), each with its own run-log row."""
     run_id = run_id or new_run_id()
     names = entities or list(cfg.entities)
-    watermarks = Watermarks(lakehouse)
+    book = SilverRunBook(lakehouse)
     try:
-        results = [build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild, watermarks) for n in names]
+        results = [build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild, book) for n in names]
     finally:
-        watermarks.save(run_id)  # what succeeded before a failure stays consumed
+        book.save(run_id)  # what succeeded before a failure stays consumed; a failure's rule counts are kept
     return {"run_id": run_id, "entities": results}

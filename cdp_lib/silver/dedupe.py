@@ -26,6 +26,7 @@ __all__ = [
     "newer_condition",
     "merge_latest",
     "merge_first",
+    "merged_rows",
 ]
 
 
@@ -73,9 +74,17 @@ def _key_condition(key: list[str]) -> Column:
     return cond
 
 
-def merge_latest(target: DeltaTable, updates: DataFrame, key: list[str], order_by: str) -> None:
-    """MERGE one-row-per-key ``updates``: insert new keys, replace a row only by a newer, different one."""
-    (
+def merged_rows(result: DataFrame) -> int:
+    """Rows a MERGE inserted or updated, from the metrics row Delta's ``execute()`` returns (a local
+    row: no job, no history read)."""
+    row = result.first()
+    return int(row["num_inserted_rows"]) + int(row["num_updated_rows"])
+
+
+def merge_latest(target: DeltaTable, updates: DataFrame, key: list[str], order_by: str) -> int:
+    """MERGE one-row-per-key ``updates``: insert new keys, replace a row only by a newer, different one.
+    Returns the rows inserted or updated."""
+    return merged_rows(
         target.alias("t")
         .merge(updates.alias("s"), _key_condition(key))
         .withSchemaEvolution()
@@ -85,9 +94,10 @@ def merge_latest(target: DeltaTable, updates: DataFrame, key: list[str], order_b
     )
 
 
-def merge_first(target: DeltaTable, updates: DataFrame, key: list[str]) -> None:
-    """MERGE one-row-per-key ``updates``: insert keys not yet present, never update."""
-    (
+def merge_first(target: DeltaTable, updates: DataFrame, key: list[str]) -> int:
+    """MERGE one-row-per-key ``updates``: insert keys not yet present, never update. Returns the rows
+    inserted."""
+    return merged_rows(
         target.alias("t")
         .merge(updates.alias("s"), _key_condition(key))
         .withSchemaEvolution()

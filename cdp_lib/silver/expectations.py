@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -98,7 +99,9 @@ def with_rule_checks(df: DataFrame, entity: EntitySpec, refs: dict[str, DataFram
 
 
 def dq_counts(df: DataFrame, entity: EntitySpec) -> dict[str, int | None]:
-    """Rows in ``df`` (``__total``), rows breaking each rule (by name), rows with each flag."""
+    """Rows in ``df`` (``__total``), rows breaking each rule (by name), rows with each flag, and rows
+    breaking at least one quarantine rule (``__quarantined``: those :func:`with_quarantine_reasons` sends
+    to quarantine)."""
     flags = [c for c, n in entity.columns.items() if n in VALIDATING_NORMALIZERS]
     aggs = [F.count(F.lit(1)).alias("__total")]
     for i in range(len(entity.expectations)):
@@ -107,9 +110,14 @@ def dq_counts(df: DataFrame, entity: EntitySpec) -> dict[str, int | None]:
         aggs.append(F.max(F.col(_flag(i)).isNull().cast("int")).alias(f"n{i}"))
     for j, col in enumerate(flags):
         aggs.append(F.sum(F.array_contains("_dq_flags", f"{col}_invalid").cast("long")).alias(f"f{j}"))
+    quarantining = [F.coalesce(F.col(_flag(i)), F.lit(False))
+                    for i, rule in enumerate(entity.expectations) if rule.action == "quarantine"]
+    if quarantining:
+        aggs.append(F.count_if(reduce(Column.__or__, quarantining)).alias("__quarantined"))
     row = df.agg(*aggs).first()
     total = int(row["__total"])
-    counts: dict[str, int | None] = {"__total": total}
+    counts: dict[str, int | None] = {"__total": total,
+                                     "__quarantined": int(row["__quarantined"]) if quarantining else 0}
     for i, rule in enumerate(entity.expectations):
         unchecked = rule.type == "referential" and row[f"n{i}"] == 1
         counts[rule.name] = None if unchecked else int(row[f"r{i}"] or 0)
