@@ -87,9 +87,13 @@ def _undo_last_build(spark, lh) -> datetime:
         raise SystemExit("--replay-last needs two gold builds in the lakehouse (a full one and the one to replay)")
     # the table as the build before the last one left it (its last commit before that build's state row)
     profile = lh.delta("gold", "customer_profile")
-    before = max(r.version for r in profile.history().select("version", "timestamp").collect()
-                 if r.timestamp <= states[-2].recorded_at)
-    profile.restoreToVersion(before)
+    older = [r.version for r in profile.history().select("version", "timestamp").collect()
+             if r.timestamp <= states[-2].recorded_at]
+    if not older:
+        raise SystemExit(
+            "--replay-last: gold.customer_profile has no commit from before the last build (the table was "
+            f"recreated after the build state of {states[-2].recorded_at}); run a full build, then the one to replay")
+    profile.restoreToVersion(max(older))
     spark.createDataFrame(states[:-1]).write.format("delta").mode("overwrite").save(lh.path("ops", "gold_state"))
     return states[-1].as_of
 

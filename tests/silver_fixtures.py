@@ -40,9 +40,9 @@ def segment(mid, typ, event, traits, props, device, ts, batch, ingested, anon="a
             "events", f"events_{batch}.jsonl", None)
 
 
-def lakehouse_at(spark, settings, root: Path) -> Lakehouse:
-    """A Lakehouse rooted in ``root`` (tests never share tables)."""
-    lh = settings.lakehouse.model_copy(update={"root": str(root)})
+def lakehouse_at(spark, settings, root: Path, landing: Path | None = None) -> Lakehouse:
+    """A Lakehouse rooted in ``root`` (tests never share tables), reading ``landing`` if given."""
+    lh = settings.lakehouse.model_copy(update={"root": str(root), **({"landing": str(landing)} if landing else {})})
     return Lakehouse(spark, settings.model_copy(update={"lakehouse": lh}))
 
 
