@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cdp_lib.bronze.sources import SourcesConfig
 from cdp_lib.lakehouse import Lakehouse
+from tests.silver_fixtures import lakehouse_at
 
 # The JSON-lines contract of the bronze tests: required id, map, nested struct, int, timestamp.
 EVENTS_CONTRACT = [
@@ -23,8 +24,7 @@ EVENTS_CONTRACT = [
 
 def private_lakehouse(spark, settings, root: Path) -> Lakehouse:
     """A Lakehouse whose root and landing zone live under ``root`` (tests never share tables)."""
-    lh = settings.lakehouse.model_copy(update={"root": str(root / "lake"), "landing": str(root / "landing")})
-    return Lakehouse(spark, settings.model_copy(update={"lakehouse": lh}))
+    return lakehouse_at(spark, settings, root / "lake", root / "landing")
 
 
 def write_text(landing: str | Path, rel: str, text: str) -> Path:
