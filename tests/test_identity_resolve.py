@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from cdp_lib.errors import GiantComponentError
 from cdp_lib.identity.config import IdentityConfig, ProbabilisticSettings
 from cdp_lib.identity.explain import explain_identifier
-from cdp_lib.identity.probabilistic import comparison_levels, estimate_u
+from cdp_lib.identity.probabilistic import comparison_levels, estimate_u, probabilistic_edges
 from cdp_lib.identity.resolve import build_graph, record_customers, resolve_frames, run_resolve
 from cdp_lib.identity.stable_ids import MAP_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import Lakehouse
@@ -357,6 +357,30 @@ def test_u_estimate_does_not_depend_on_partitioning(spark):
     one = estimate_u(recs.coalesce(1), attrs, settings)
     assert estimate_u(recs.repartition(7, "record_key"), attrs, settings) == one
     assert estimate_u(recs.orderBy(F.desc("rid")).coalesce(1), attrs, settings) == one
+
+
+def test_blocking_skips_oversized_blocks_per_rule_and_scores_each_pair_once(spark):
+    """Candidate pairs come from every rule's blocks of at most max_block_size records; a larger
+    block is skipped (and counted) for its rule only, and a pair blocked by two rules is one edge."""
+    def rec(crm, first, last, born):
+        return ("contacts", f"r{crm}", "crm_id", crm, crm, first, last, born)
+
+    records = spark.createDataFrame([
+        rec("C1", "ann", "lee", "1990-01-01"), rec("C2", "ann", "lee", "1990-01-01"),  # in both rules' blocks
+        # (birth date, last name): a block of 3 > 2, skipped; (birth date, first name): jo's block of 2 is not
+        rec("S1", "jo", "smith", "1980-05-05"), rec("S2", "jo", "smith", "1980-05-05"),
+        rec("S3", "al", "smith", "1980-05-05"),
+        rec("X1", "cy", "ng", None),  # no birth date: in no block
+    ], "source string, record_key string, key_type string, key_value string, id__crm_id string, "
+       "first_name string, last_name string, birth_date string")
+    m = {a: [0.9, 0.05, 0.05] for a in ("first_name", "last_name", "birth_date")}
+    settings = ProbabilisticSettings(blocking=[["birth_date", "last_name"], ["birth_date", "first_name"]],
+                                     max_block_size=2, threshold=0.9, m=m,
+                                     u={a: [0.01, 0.05, 0.94] for a in m})
+    edges, figures = probabilistic_edges(records, settings, ["id__crm_id"])
+    got = sorted((r.id_value_a, r.id_value_b, sorted(r.evidence.split(" ~ "))) for r in edges.collect())
+    assert got == [("C1", "C2", ["contacts:rC1", "contacts:rC2"]), ("S1", "S2", ["contacts:rS1", "contacts:rS2"])]
+    assert figures["blocks_skipped"] == 1
 
 
 def test_name_levels_by_jaro_winkler_keep_each_pair_in_its_row(spark):

@@ -90,10 +90,8 @@ def _side(recs: DataFrame, suffix: str, attrs: list[str]) -> DataFrame:
 
 def estimate_u(recs: DataFrame, attrs: list[str], settings: ProbabilisticSettings) -> dict[str, list[float]]:
     """u[attr][level] from random record pairs (non-matches dominate them)."""
-    n = recs.count()
-    if n < 2:
-        return {a: [0.01, 0.05, 0.94] for a in attrs}
-    k = max(2, min(n, int(math.sqrt(settings.u_sample_pairs))))
+    # Not counted first: with fewer than k records the samples are all of them.
+    k = max(2, int(math.sqrt(settings.u_sample_pairs)))
 
     def sample(seed: int) -> DataFrame:
         # The k records of smallest seeded hash: the same records whatever the partitioning (a
@@ -105,7 +103,9 @@ def estimate_u(recs: DataFrame, attrs: list[str], settings: ProbabilisticSetting
     right = _side(sample(settings.seed + 1), "r", attrs)
     pairs = comparison_levels(left.crossJoin(right).where(F.col("rid_l") != F.col("rid_r")), attrs)
     aggs = [F.count(F.when(F.col(f"lvl_{a}") == lvl, 1)).alias(f"{a}__{lvl}") for a in attrs for lvl in range(3)]
-    row = pairs.agg(*aggs).first().asDict()
+    row = pairs.agg(F.count(F.lit(1)).alias("__pairs"), *aggs).first().asDict()
+    if row["__pairs"] == 0:  # fewer than two records: nothing to estimate from
+        return {a: [0.01, 0.05, 0.94] for a in attrs}
     u = {}
     for a in attrs:
         counts = [row[f"{a}__{lvl}"] for lvl in range(3)]
@@ -140,20 +140,26 @@ def probabilistic_edges(records: DataFrame, settings: ProbabilisticSettings, id_
         .select("source", "record_key", "key_type", "key_value", ids.alias("ids"), *attrs)
         .withColumn("rid", F.xxhash64("source", "record_key"))
     ).persist()
-    pair_sets = []
-    skipped = 0
-    for rule in settings.blocking:
-        key = F.concat_ws("\u0001", *[F.expr(e).cast("string") for e in rule])
-        not_null = reduce(lambda x, y: x & y, [F.expr(e).isNotNull() for e in rule])
-        blocked = recs.where(not_null).select("rid", key.alias("bk"))
-        sizes = blocked.groupBy("bk").agg(F.count(F.lit(1)).alias("n"))
-        skipped += sizes.where(F.col("n") > settings.max_block_size).count()
-        ok = blocked.join(sizes.where((F.col("n") > 1) & (F.col("n") <= settings.max_block_size)), "bk")
-        a, b = ok.select("bk", F.col("rid").alias("rid_l")), ok.select("bk", F.col("rid").alias("rid_r"))
-        pair_sets.append(a.join(b, "bk").where(F.col("rid_l") < F.col("rid_r")).select("rid_l", "rid_r"))
-    if not pair_sets:
+    if not settings.blocking:
         return None, {}
-    cand = reduce(DataFrame.unionByName, pair_sets).distinct()
+    # Every rule's block key of every record in one pass: (rid, rule, bk), a record in a rule's
+    # block only when all the rule's expressions are non-null. Block sizes for all rules come from
+    # one aggregate (one job to count the oversized blocks, not one per rule).
+    keys = F.array(*[
+        F.when(reduce(lambda x, y: x & y, [F.expr(e).isNotNull() for e in rule]),
+               F.struct(F.lit(i).alias("rule"), F.concat_ws("\u0001", *[F.expr(e).cast("string") for e in rule])
+                        .alias("bk")))
+        for i, rule in enumerate(settings.blocking)
+    ])
+    blocked = recs.select("rid", F.explode(F.filter(keys, lambda k: k.isNotNull())).alias("b")).select(
+        "rid", "b.rule", "b.bk")
+    sizes = blocked.groupBy("rule", "bk").agg(F.count(F.lit(1)).alias("n"))
+    skipped = sizes.where(F.col("n") > settings.max_block_size).count()
+    ok = blocked.join(sizes.where((F.col("n") > 1) & (F.col("n") <= settings.max_block_size)), ["rule", "bk"])
+    a = ok.select("rule", "bk", F.col("rid").alias("rid_l"))
+    b = ok.select("rule", "bk", F.col("rid").alias("rid_r"))
+    # A pair in the blocks of several rules is one candidate.
+    cand = a.join(b, ["rule", "bk"]).where(F.col("rid_l") < F.col("rid_r")).select("rid_l", "rid_r").distinct()
     pairs = (
         cand.join(_side(recs, "l", attrs), "rid_l").join(_side(recs, "r", attrs), "rid_r")
         # Decided deterministically already: same key identifier or any identifier in common.
