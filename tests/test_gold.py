@@ -98,16 +98,38 @@ CONSENT = (
 IMAP = "id_type string, id_value string, customer_id string"
 
 
+def _private_copy(spark, settings, template, tmp_path):
+    """(lakehouse, gold config, traits config) over a copy of ``template`` in ``tmp_path``."""
+    import shutil
+
+    shutil.copytree(template, tmp_path / "lh")
+    cfg = load_gold_config(settings.conf_dir)
+    return lakehouse_at(spark, settings, tmp_path / "lh"), cfg, load_traits_config(cfg.inputs, settings.conf_dir)
+
+
 @pytest.fixture
 def gold_lake(spark, settings, tmp_path, _gold_template):
     """A private copy of the tiny lakehouse below: (lakehouse, gold config, traits config).
 
     Written once per module and copied per test (a file copy, against 13 Delta writes)."""
-    import shutil
+    return _private_copy(spark, settings, _gold_template, tmp_path)
 
-    shutil.copytree(_gold_template, tmp_path / "lh")
-    cfg = load_gold_config(settings.conf_dir)
-    return lakehouse_at(spark, settings, tmp_path / "lh"), cfg, load_traits_config(cfg.inputs, settings.conf_dir)
+
+@pytest.fixture(scope="module")
+def _gold_built(spark, settings, tmp_path_factory, _gold_template):
+    """The tiny lakehouse after its first full build ``g1`` as of 2026-03-05: (folder, that build's summary).
+
+    Built once per module: the tests that start from this build copy it instead of each repeating it."""
+    root = tmp_path_factory.mktemp("gold_built")
+    lh, cfg, traits = _private_copy(spark, settings, _gold_template, root)
+    return lh.root, build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+
+
+@pytest.fixture
+def gold_built(spark, settings, tmp_path, _gold_built):
+    """A private copy of the lakehouse after build ``g1``: (lakehouse, gold config, traits config, g1's summary)."""
+    root, summary = _gold_built
+    return (*_private_copy(spark, settings, root, tmp_path), summary)
 
 
 @pytest.fixture(scope="module")
@@ -269,9 +291,8 @@ def profile_rows(lh):
     return {r.customer_id: r for r in lh.read("gold", "customer_profile").collect()}
 
 
-def test_profile_end_to_end(spark, gold_lake):
-    lh, cfg, traits = gold_lake
-    summary = build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+def test_profile_end_to_end(spark, gold_built):
+    lh, cfg, traits, summary = gold_built  # build g1 as of 2026-03-05, on a copy of _gold_template
     assert summary["mode"] == "full" and summary["rows_out"] == 2
     p = profile_rows(lh)
     ann, bob = p["cus_1"], p["cus_2"]
@@ -338,9 +359,8 @@ def _full_rebuild(spark, lh, settings, tmp_path, cfg, traits, as_of):
     return _comparable(lh2)
 
 
-def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
-    lh, cfg, traits = gold_lake
-    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+def test_incremental_equals_full(spark, gold_built, settings, tmp_path):
+    lh, cfg, traits, _ = gold_built  # built g1 as of 2026-03-05
     # day 2: a new order for bob, ann's CRM record renamed, a new customer; time moves on 40 days
     write(
         spark,
@@ -389,13 +409,12 @@ def test_incremental_equals_full(spark, gold_lake, settings, tmp_path):
     assert [(r.customer_id, r._change_type) for r in feed.collect()] == [("cus_3", "delete")]
 
 
-def test_a_row_updated_to_another_customer_recomputes_both(spark, gold_lake, settings, tmp_path):
+def test_a_row_updated_to_another_customer_recomputes_both(spark, gold_built, settings, tmp_path):
     # An order whose e-mail is corrected moves from bob to ann: the change feed's pre-image names
     # the customer it leaves, the post-image the one it joins; both profiles must be recomputed.
     from delta.tables import DeltaTable
 
-    lh, cfg, traits = gold_lake
-    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    lh, cfg, traits, _ = gold_built  # built g1 as of 2026-03-05
     assert {r.customer_id: r.order_count for r in lh.read("gold", "customer_profile").collect()}["cus_2"] == 1
     DeltaTable.forPath(spark, lh.path("silver", "orders")).update(
         "order_id = 'o4'", {"email": F.lit("ann@x.com")})
@@ -545,12 +564,11 @@ def test_a_row_whose_identifier_is_mapped_or_unmapped_leaves_the_customer_it_had
     assert_df_equality(incremental, full, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 
-def test_a_changed_reference_table_recomputes_every_profile(spark, gold_lake):
+def test_a_changed_reference_table_recomputes_every_profile(spark, gold_built):
     # bob's e-mail gets a third-party row: nothing of bob's changed, but his enrichment did
     import hashlib
 
-    lh, cfg, traits = gold_lake
-    build_gold(spark, lh, cfg, traits, "g1", as_of=t("2026-03-05 00:00:00"))
+    lh, cfg, traits, _ = gold_built  # built g1 as of 2026-03-05
     assert profile_rows(lh)["cus_2"].income_band is None
     h = hashlib.sha256(b"bob@y.com").hexdigest()
     write(spark, lh, "bronze", "enrichment", [(h, "25-50k", "no", "golf", "1")],
