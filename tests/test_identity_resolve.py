@@ -357,6 +357,8 @@ def test_u_estimate_does_not_depend_on_partitioning(spark):
     one = estimate_u(recs.coalesce(1), attrs, settings)
     assert estimate_u(recs.repartition(7, "record_key"), attrs, settings) == one
     assert estimate_u(recs.orderBy(F.desc("rid")).coalesce(1), attrs, settings) == one
+    # one record gives no pair to estimate from: the documented default
+    assert estimate_u(recs.where("rid = 0"), attrs, settings) == {a: [0.01, 0.05, 0.94] for a in attrs}
 
 
 def test_blocking_skips_oversized_blocks_per_rule_and_scores_each_pair_once(spark):
