@@ -18,12 +18,13 @@ another thread plans meanwhile is planned without AQE too (slower at worst, neve
 from __future__ import annotations
 
 import threading
+from collections import deque
 from contextlib import contextmanager
 
-from pyspark import StorageLevel
+from pyspark import InheritableThread, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["checkpoint_by", "static_planning"]
+__all__ = ["checkpoint_all", "checkpoint_by", "static_planning"]
 
 AQE = "spark.sql.adaptive.enabled"
 _PLANNING = threading.Lock()
@@ -53,7 +54,53 @@ def checkpoint_by(df: DataFrame, key: str, partitions: int | None = None) -> Dat
     attribute (``dropDuplicates`` becomes an aggregate with new attributes) loses it, so build the
     frame with ``groupBy`` instead (tests check the frames that rely on it).
     """
-    spark = df.sparkSession
+    return checkpoint_all([df], key, partitions)[0]
+
+
+def checkpoint_all(frames: list[DataFrame], key: str, partitions: int | None = None,
+                   parallel: int = 2) -> list[DataFrame]:
+    """:func:`checkpoint_by` of each frame (in the same order), ``parallel`` queries at a time.
+
+    The frames are independent queries: while one is planned on the driver (Delta snapshots,
+    Catalyst) another one's tasks run, where one at a time would leave the cores idle between
+    small jobs. The tasks of all of them still share the same cores. Each query runs in a thread
+    that inherits the caller's local properties (job group, scheduler pool). After a failure no
+    other starts, the running ones finish, and the first failure is raised.
+    """
+    if not frames:
+        return []
+    spark = frames[0].sparkSession
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
-    with static_planning(spark):
+
+    def one(df: DataFrame) -> DataFrame:
         return df.repartition(n, key).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+
+    with static_planning(spark):
+        if parallel <= 1 or len(frames) == 1:
+            return [one(df) for df in frames]
+        pending = deque(enumerate(frames))
+        done: dict[int, DataFrame] = {}
+        failed: list[BaseException] = []
+        lock = threading.Lock()
+
+        def lane() -> None:
+            while True:
+                with lock:
+                    if failed or not pending:
+                        return
+                    i, df = pending.popleft()
+                try:
+                    done[i] = one(df)
+                except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+                    with lock:
+                        failed.append(exc)
+
+        # InheritableThread: a lane's jobs carry the caller's local properties (job group, pool).
+        lanes = [InheritableThread(target=lane, name=f"checkpoint-{i}") for i in range(min(parallel, len(frames)))]
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join()
+        if failed:
+            raise failed[0]
+        return [done[i] for i in range(len(frames))]

@@ -40,9 +40,9 @@ from cdp_lib.gold.enrich import with_postcode_reference, with_third_party
 from cdp_lib.gold.survivorship import candidates, collect_values, survive
 from cdp_lib.gold.traits import compute_traits, relative_traits, window_bounds, with_rfm
 from cdp_lib.lakehouse import split_table_name
-from cdp_lib.partitioning import checkpoint_by
+from cdp_lib.partitioning import checkpoint_all, checkpoint_by
 
-__all__ = ["build_gold", "customer_frames", "profiles_for", "used_columns"]
+__all__ = ["build_gold", "customer_frames", "full_profiles", "profiles_for", "used_columns"]
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def customer_frames(
     query's many sorts then ran out of memory at 100k people).
     Rows of no customer in scope (anonymous traffic, untouched customers of an incremental run) are
     left out: every use groups by customer. All are hash-partitioned by customer_id into the same
-    number of partitions (:func:`checkpoint_by`), so the profile query's aggregates, windows and joins
+    number of partitions (:func:`checkpoint_all`, two at a time), so the profile query's aggregates, windows and joins
     by customer need no exchange: one shuffle per input instead of one per use (the profile plan had
     64 exchanges before).
     """
@@ -174,10 +174,11 @@ def customer_frames(
     scope = None
     if customers is not None:
         scope = imap.join(customers.select("customer_id").distinct(), "customer_id", "left_semi").cache()
-    frames = {n: checkpoint_by(f.where(F.col("customer_id").isNotNull()), "customer_id")
+    frames = {n: f.where(F.col("customer_id").isNotNull())
               for n, f in _frames(lakehouse, cfg, traits, imap, as_of, scope).items()}
-    people = checkpoint_by((imap if scope is None else scope).select("customer_id", "id_type", "id_value"),
-                           "customer_id")
+    people = (imap if scope is None else scope).select("customer_id", "id_type", "id_value")
+    *done, people = checkpoint_all([*frames.values(), people], "customer_id")
+    frames = dict(zip(frames, done, strict=True))
     for cached in (imap, scope):
         if cached is not None:
             cached.unpersist()
@@ -377,6 +378,19 @@ def _finish(profile: DataFrame, traits: TraitsConfig, as_of: datetime, run_id: s
     )
 
 
+def full_profiles(
+    spark: SparkSession, lakehouse, cfg: GoldConfig, traits: TraitsConfig, as_of: datetime, run_id: str
+) -> DataFrame:
+    """Every customer's ``gold.customer_profile`` row as a full build as of ``as_of`` writes it.
+
+    What a full build merges into the table, and what every incremental build must leave there.
+    The fresh profiles are checkpointed: _finish reads them twice (RFM ranks them and joins back),
+    and their plan has almost no exchanges for Spark to reuse, so it would run twice.
+    """
+    fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of), "customer_id")
+    return _finish(fresh, traits, as_of, run_id)
+
+
 def build_gold(
     spark: SparkSession,
     lakehouse,
@@ -399,15 +413,13 @@ def build_gold(
                  ", ".join(refs))
         state = None
     exists = lakehouse.exists("gold", "customer_profile")
-    # The fresh profiles are checkpointed: _finish reads them twice (RFM ranks them and joins back),
-    # and their plan has almost no exchanges for Spark to reuse, so it would run twice.
     if state is None or not exists:
-        fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of), "customer_id")
         mode, recomputed = "full", None
-        final = _finish(fresh, traits, as_of, run_id)
+        final = full_profiles(spark, lakehouse, cfg, traits, as_of, run_id)
     else:
         prev_as_of, prev_versions = state
         touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
+        # checkpointed, as in full_profiles: _finish reads them twice
         fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched), "customer_id")
         current = lakehouse.read("gold", "customer_profile")
         live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
