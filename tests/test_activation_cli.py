@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cdp_lib.activation.segments import PROFILE_CONTRACT
 from cdp_lib.cli import main
-from cdp_lib.lakehouse import Lakehouse
+from tests.silver_fixtures import lakehouse_at
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -26,8 +26,7 @@ def test_cdp_segments_and_export_on_shipped_config(spark, settings, tmp_path, mo
     shutil.copytree(PROJECT / "conf", conf)
     monkeypatch.setenv("CDP_LAKEHOUSE", str(root))
     monkeypatch.setenv("CDP_ACTIVATION_URI", str(out))
-    lh = Lakehouse(spark, settings.model_copy(
-        update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(root)})}))
+    lh = lakehouse_at(spark, settings, root)
     rows = [
         profile_row("c1", "a@x.com", 4, "900.00", 10, True),    # high_value; cart
         profile_row("c2", "b@x.com", 0, "0.00", None, True),    # newsletter prospect

@@ -23,6 +23,7 @@ from cdp_lib.activation.membership import merge_membership
 from cdp_lib.errors import ExportError
 from cdp_lib.lakehouse import Lakehouse
 from tests.s3_fixtures import FAST_FAIL_HADOOP, moto_server  # noqa: F401  (fixture)
+from tests.silver_fixtures import lakehouse_at
 
 PROFILE = T.StructType(
     [
@@ -49,11 +50,6 @@ T2 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def new_lakehouse(spark, settings, root) -> Lakehouse:
-    lh = settings.lakehouse.model_copy(update={"root": str(root)})
-    return Lakehouse(spark, settings.model_copy(update={"lakehouse": lh}))
 
 
 def seed(lh: Lakehouse, members: list[str]) -> None:
@@ -109,7 +105,7 @@ def read_drop(client, bucket: str, run_dir: str) -> tuple[dict, list[dict], dict
 
 
 def test_full_csv_drop_to_s3_hashes_and_consent(spark, settings, tmp_path, moto_server):  # noqa: F811
-    lh = new_lakehouse(spark, settings, tmp_path / "lh")
+    lh = lakehouse_at(spark, settings, tmp_path / "lh")
     seed(lh, ["c1", "c2", "c3", "c4", "c5"])
     bucket = moto_server.new_bucket()
     client = moto_server.client()
@@ -158,7 +154,7 @@ def test_full_csv_drop_to_s3_hashes_and_consent(spark, settings, tmp_path, moto_
 
 
 def test_incremental_adds_and_removes_since_last_successful_drop(spark, settings, tmp_path, moto_server):  # noqa: F811
-    lh = new_lakehouse(spark, settings, tmp_path / "lh")
+    lh = lakehouse_at(spark, settings, tmp_path / "lh")
     seed(lh, ["c1", "c2", "c3"])
     bucket = moto_server.new_bucket()
     client = moto_server.client()
@@ -200,7 +196,7 @@ def test_incremental_adds_and_removes_since_last_successful_drop(spark, settings
 def test_server_stopped_mid_export_leaves_no_success_and_next_run_completes(
     spark, settings, tmp_path, moto_server  # noqa: F811
 ):
-    lh = new_lakehouse(spark, settings, tmp_path / "lh")
+    lh = lakehouse_at(spark, settings, tmp_path / "lh")
     seed(lh, ["c1", "c3"])
     bucket = moto_server.new_bucket()
     client = moto_server.client()
@@ -231,7 +227,7 @@ def test_server_stopped_mid_export_leaves_no_success_and_next_run_completes(
 
 
 def test_server_down_before_export_fails_fast_without_success(spark, settings, tmp_path, moto_server):  # noqa: F811
-    lh = new_lakehouse(spark, settings, tmp_path / "lh")
+    lh = lakehouse_at(spark, settings, tmp_path / "lh")
     seed(lh, ["c1"])
     bucket = moto_server.new_bucket()
     config = s3_destinations(moto_server, bucket)
@@ -244,7 +240,7 @@ def test_server_down_before_export_fails_fast_without_success(spark, settings, t
 
 
 def test_local_parquet_and_jsonl_drops(spark, settings, tmp_path):
-    lh = new_lakehouse(spark, settings, tmp_path / "lh")
+    lh = lakehouse_at(spark, settings, tmp_path / "lh")
     seed(lh, ["c1", "c2", "c3", "c4", "c5"])
     out = tmp_path / "out"
     config = DestinationsConfig.model_validate({"destinations": [

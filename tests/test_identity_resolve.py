@@ -25,6 +25,7 @@ from tests.identity_fixtures import (
     identity_config,
     tables,
 )
+from tests.silver_fixtures import lakehouse_at
 
 RUN_AT = datetime(2026, 3, 2, 0, 0)
 
@@ -203,8 +204,7 @@ def test_incremental_run_equals_full_run(spark, settings, fresh_dir):
         # contacts unchanged (reused), one event appended
         (None, [("identify", "C11", "anon7", None, T0.replace(day=3), "m7")]),
     ]
-    lh = Lakehouse(spark, settings.model_copy(update={"lakehouse": settings.lakehouse.model_copy(
-        update={"root": str(fresh_dir)})}))
+    lh = lakehouse_at(spark, settings, fresh_dir)
     modes = []
     for day, (contacts, events) in enumerate(days):
         if contacts is not None:
@@ -258,8 +258,7 @@ def test_explain_gives_shortest_chains(spark, resolved):
 
 
 def test_publish_changes_only_what_changed_and_lineage_once_per_run(spark, settings, fresh_dir, monkeypatch):
-    lh = Lakehouse(spark, settings.model_copy(
-        update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(fresh_dir)})}))
+    lh = lakehouse_at(spark, settings, fresh_dir)
     cfg = identity_config()
 
     def load(contacts):

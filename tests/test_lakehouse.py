@@ -7,18 +7,13 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import CdpError
-from cdp_lib.lakehouse import Lakehouse
+from tests.silver_fixtures import lakehouse_at
 
 SCHEMA = "k1 string, k2 int, v string, w long"
 
 
-def _lake(spark, settings, root) -> Lakehouse:
-    return Lakehouse(spark, settings.model_copy(
-        update={"lakehouse": settings.lakehouse.model_copy(update={"root": str(root)})}))
-
-
 def test_sync_commits_only_what_changed(spark, settings, fresh_dir):
-    lh = _lake(spark, settings, fresh_dir)
+    lh = lakehouse_at(spark, settings, fresh_dir)
     first = [("a", 1, "x", 1), ("a", 2, None, 2), ("b", 1, "y", 3), (None, 9, "nullkey", 4)]
     assert lh.sync(spark.createDataFrame(first, SCHEMA), "gold", "t", ["k1", "k2"]) == 4
     v0 = lh.version("gold", "t")
@@ -43,7 +38,7 @@ def test_sync_commits_only_what_changed(spark, settings, fresh_dir):
 
 
 def test_sync_rewrites_a_table_whose_columns_changed(spark, settings, fresh_dir):
-    lh = _lake(spark, settings, fresh_dir)
+    lh = lakehouse_at(spark, settings, fresh_dir)
     lh.sync(spark.createDataFrame([("a", 1, "x", 1)], SCHEMA), "gold", "t", ["k1", "k2"])
     # a new column (a new trait): kept, not ignored by the MERGE
     wider = spark.createDataFrame([("a", 1, "x", 1, 0.5), ("b", 2, "y", 2, None)], SCHEMA + ", extra double")
