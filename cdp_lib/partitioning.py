@@ -11,8 +11,9 @@ Adaptive query execution does not report the output partitioning of a plan befor
 (``AdaptiveSparkPlanExec`` says ``UnknownPartitioning``), and a checkpoint takes its partitioning
 from that report. The query being checkpointed (all of it, up to the frame passed in) is
 therefore planned and run with AQE off; queries over the checkpoints keep AQE. The setting is
-session-wide while that query runs: checkpoints are taken one at a time (a lock), and a query
-another thread plans meanwhile is planned without AQE too (slower at worst, never different).
+session-wide while that query runs: checkpoint calls take turns (a lock; the frames of one
+:func:`checkpoint_all` call run two at a time inside it), and a query another thread plans
+meanwhile is planned without AQE too (slower at worst, never different).
 """
 
 from __future__ import annotations
@@ -97,10 +98,18 @@ def checkpoint_all(frames: list[DataFrame], key: str, partitions: int | None = N
 
         # InheritableThread: a lane's jobs carry the caller's local properties (job group, pool).
         lanes = [InheritableThread(target=lane, name=f"checkpoint-{i}") for i in range(min(parallel, len(frames)))]
-        for t in lanes:
-            t.start()
-        for t in lanes:
-            t.join()
+        try:
+            for t in lanes:
+                t.start()
+            for t in lanes:
+                t.join()
+        except BaseException as exc:  # Ctrl-C while waiting: start nothing more, let the running finish
+            with lock:
+                failed.append(exc)
+            for t in lanes:
+                if t.is_alive():
+                    t.join()
+            raise
         if failed:
             raise failed[0]
         return [done[i] for i in range(len(frames))]
