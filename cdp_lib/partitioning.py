@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pyspark import InheritableThread, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from cdp_lib.lanes import run_lanes
+
 __all__ = ["checkpoint_all", "checkpoint_by", "static_planning"]
 
 AQE = "spark.sql.adaptive.enabled"
@@ -98,18 +100,7 @@ def checkpoint_all(frames: list[DataFrame], key: str, partitions: int | None = N
 
         # InheritableThread: a lane's jobs carry the caller's local properties (job group, pool).
         lanes = [InheritableThread(target=lane, name=f"checkpoint-{i}") for i in range(min(parallel, len(frames)))]
-        try:
-            for t in lanes:
-                t.start()
-            for t in lanes:
-                t.join()
-        except BaseException as exc:  # Ctrl-C while waiting: start nothing more, let the running finish
-            with lock:
-                failed.append(exc)
-            for t in lanes:
-                if t.is_alive():
-                    t.join()
-            raise
+        run_lanes(lanes, failed, lock)
         if failed:
             raise failed[0]
         return [done[i] for i in range(len(frames))]

@@ -80,6 +80,7 @@ from cdp_lib.bronze.readers import (
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
+from cdp_lib.lanes import run_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
 
 __all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_table"]
@@ -195,19 +196,8 @@ def _each(sources: list[Source], work: Callable[[Source], dict], parallel: int,
     thread = InheritableThread if spark is not None else threading.Thread
     count = min(parallel, len(sources))
     alive = set(range(count))
-    lanes = []
-    try:
-        for i in range(count):
-            lanes.append(thread(target=contextvars.copy_context().run, args=(lane, i), name=f"bronze-{i}"))
-            lanes[-1].start()
-        for t in lanes:
-            t.join()
-    except BaseException as exc:  # Ctrl-C while waiting: start nothing more, let the running finish
-        with lock:
-            failed.append(exc)
-        for t in lanes:
-            t.join()
-        raise
+    run_lanes([thread(target=contextvars.copy_context().run, args=(lane, i), name=f"bronze-{i}") for i in range(count)],
+              failed, lock)
     if failed:
         for exc in failed[1:]:
             log.error("bronze: another source failed in the same run too (%s)", type(exc).__name__)
