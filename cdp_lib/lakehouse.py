@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_CATALOG = threading.Lock()  # see Lakehouse.register
 
 
 def split_table_name(name: str) -> tuple[str, str]:
@@ -201,8 +203,21 @@ class Lakehouse:
         versions = [int(m.group(1)) for s in fs.listStatus(log_dir) if (m := _JSON_COMMIT.match(s.getPath().getName()))]
         return max(versions) if versions else None
 
+    def stored_bytes(self, layer: str, table: str) -> int:
+        """Bytes under the table's directory (data files not yet vacuumed and the log included):
+        a size to order work by, from one file-system call and no Spark job; 0 when absent."""
+        jvm = self.spark._jvm
+        path = jvm.org.apache.hadoop.fs.Path(self.path(layer, table))
+        fs = path.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        return int(fs.getContentSummary(path).getLength()) if fs.exists(path) else 0
+
     def register(self, layer: str, table: str) -> None:
-        """Make ``layer.table`` resolvable in SQL (idempotent)."""
+        """Make ``layer.table`` resolvable in SQL (idempotent; lanes of one session may call it at
+        once: two threads must not both find a table missing and create it)."""
+        with _CATALOG:
+            self._register(layer, table)
+
+    def _register(self, layer: str, table: str) -> None:
         if not self.spark.catalog.databaseExists(layer):  # (IF NOT EXISTS alone warns when it does)
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {layer}")
         self.spark.sql(f"CREATE TABLE IF NOT EXISTS {layer}.{table} USING delta LOCATION '{self.path(layer, table)}'")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from chispa import assert_df_equality
 
 from cdp_lib.config import parse_model
 from cdp_lib.errors import ConfigError, DataQualityError
-from cdp_lib.silver.build import build_entity
+from cdp_lib.silver.build import build_entity, build_silver
 from cdp_lib.silver.spec import SilverConfig, load_silver_config
 from tests.silver_fixtures import LINEAGE, append_bronze, lakehouse_at, utc
 
@@ -95,3 +97,31 @@ def test_config_validation(tmp_path):
     (tmp_path / "silver.yaml").write_text("entitis: {}\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_silver_config(tmp_path)
+
+
+def test_entities_built_at_once_keep_what_succeeded_and_raise_the_failure(spark, settings, tmp_path_factory):
+    """Two entities in two lanes; one breaks a fail rule. The other one finishes and stays consumed,
+    both rule counts are kept, and both run-log rows land in one commit."""
+    lh = lakehouse_at(spark, settings, tmp_path_factory.mktemp("silver_lanes"))
+    ref = lh.path("bronze", "ref_products")
+    spark.createDataFrame([("P001",)], "product_id string").write.format("delta").save(ref)
+    append_bronze(spark, lh, "pos_orders", [_line("O1", 1, "P001", 0, "b1"), _line("O1", 2, "P001", 2, "b1")],
+                  POS_SCHEMA)
+    data = _cfg().model_dump()
+    ok = json.loads(json.dumps(data["entities"]["lines"]))
+    ok.update(table="lines_ok", expectations=[])
+    data["entities"]["lines_ok"] = ok
+    cfg = parse_model(SilverConfig, data, "test")
+    with pytest.raises(DataQualityError, match="quantity_positive"):
+        build_silver(spark, lh, cfg, run_id="r1", parallel=2)
+    assert not lh.exists("silver", "lines")
+    assert lh.read("silver", "lines_ok").count() == 2
+    marks = {(r.entity, r.bronze_table, r.bronze_version) for r in lh.read("ops", "silver_watermarks").collect()}
+    assert marks == {("lines_ok", "pos_orders", lh.version("bronze", "pos_orders"))}
+    rules = {(r.entity, r.rule) for r in lh.read("ops", "dq_results").select("entity", "rule").collect()}
+    assert ("lines", "quantity_positive") in rules and any(e == "lines_ok" for e, _ in rules)
+    runs = {r.source: r for r in lh.read("ops", "run_log").collect()}
+    assert {s: r.status for s, r in runs.items()} == {"lines": "failed", "lines_ok": "success"}
+    assert lh.version("ops", "run_log") == 0  # one commit for both rows
+    a, b = runs["lines"], runs["lines_ok"]
+    assert a.started_at < b.ended_at and b.started_at < a.ended_at  # built at once, not one after the other

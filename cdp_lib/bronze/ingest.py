@@ -42,18 +42,14 @@ row committed late with ``updated_at`` at or below an already recorded upper bou
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from pyspark import InheritableThread, StorageLevel
+from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -80,7 +76,7 @@ from cdp_lib.bronze.readers import (
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
-from cdp_lib.lanes import run_lanes
+from cdp_lib.lanes import each_in_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
 
 __all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_table"]
@@ -96,9 +92,8 @@ COLLECT_MAX_BYTES = 64 << 20
 # Files of a batch counted one by one as they are read (two counters each); more are counted
 # by reading the written rows back.
 PER_FILE_COUNTED = 16
-_CATALOG = threading.Lock()
 # A source with at least this many new bytes keeps both cores busy on its own: such sources are
-# written one after the other, beside the light ones (see _each).
+# written one after the other, beside the light ones (see :func:`cdp_lib.lanes.each_in_lanes`).
 HEAVY_BYTES = 256 << 20
 
 
@@ -123,8 +118,9 @@ def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run
 def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], run_id: str,
             parallel: int = 1) -> dict[str, dict]:
     """One read of the file log, one commit of every source's new plan, each source's data
-    (``parallel`` at once, the most bytes first, see :func:`_each`), then one commit of every batch written
-    and one of the sources' run-log rows (two file-log commits per run, not per source).
+    (``parallel`` at once, the most bytes first, see :func:`cdp_lib.lanes.each_in_lanes`), then one
+    commit of every batch written and one of the sources' run-log rows (two file-log commits per
+    run, not per source).
 
     A failing source stops the run: the sources already being written finish, the batches
     written are committed, the plans not started stay planned and are replayed by the next run."""
@@ -145,64 +141,14 @@ def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], r
     order = sorted(selected, key=lambda s: -size[s.name])  # the largest first
     try:
         with held_source_rows(spark, lakehouse.path("ops", "run_log")):
-            done = _each(order, lambda s: _ingest_planned(spark, lakehouse, s, run_id, *plans[s.name], written),
-                         parallel, frozenset(n for n, b in size.items() if b >= HEAVY_BYTES), spark)
+            done = each_in_lanes(
+                order, lambda s: _ingest_planned(spark, lakehouse, s, run_id, *plans[s.name], written), parallel,
+                name=lambda s: s.name, heavy=frozenset(n for n, b in size.items() if b >= HEAVY_BYTES), spark=spark,
+                label="bronze")
         return {s.name: done[s.name] for s in selected}
     finally:
         if written:
             write_log(spark, log_path, written, "committed", run_id)
-
-
-def _each(sources: list[Source], work: Callable[[Source], dict], parallel: int,
-          heavy: frozenset[str] = frozenset(), spark: SparkSession | None = None) -> dict[str, dict]:
-    """``{source: work(source)}`` in ``parallel`` lanes (threads sharing the SparkSession, each in
-    a copy of this context, so run-log rows reach the open hold), in the order given.
-
-    The ``heavy`` sources all go through the first lane, one after the other: each keeps both
-    cores busy on its own, and two at once only contend (measured at 1M people: web and app
-    events 147 s at once against 128 s one after the other). The other lanes take the light
-    sources, whose time is mostly driver-side (planning, Delta commits), and the first lane
-    joins them when it has no heavy source left. Each lane's jobs go to its own scheduler pool of
-    ``spark`` (FAIR mode shares the cores between pools; under FIFO a light source's small jobs
-    would wait for every task of a heavy one). After a failure no lane starts another source; the
-    running ones finish, then the first failure is raised."""
-    if parallel <= 1 or len(sources) <= 1:
-        return {s.name: work(s) for s in sources}
-    queues = (deque(s for s in sources if s.name in heavy), deque(s for s in sources if s.name not in heavy))
-    lock = threading.Lock()
-    done: dict[str, dict] = {}
-    failed: list[BaseException] = []
-
-    def lane(number: int) -> None:
-        try:
-            if spark is not None:
-                spark.sparkContext.setLocalProperty("spark.scheduler.pool", f"bronze-{number}")
-            while True:
-                with lock:
-                    # The first lane takes the heavy sources; any lane takes them if it has died.
-                    queue = queues[0] if queues[0] and (number == 0 or 0 not in alive) else queues[1]
-                    if failed or not queue:
-                        return
-                    source = queue.popleft()
-                done[source.name] = work(source)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
-            with lock:
-                failed.append(exc)
-        finally:
-            with lock:
-                alive.discard(number)
-
-    # InheritableThread: a lane's jobs carry the caller's local properties (job group, tags).
-    thread = InheritableThread if spark is not None else threading.Thread
-    count = min(parallel, len(sources))
-    alive = set(range(count))
-    run_lanes([thread(target=contextvars.copy_context().run, args=(lane, i), name=f"bronze-{i}") for i in range(count)],
-              failed, lock)
-    if failed:
-        for exc in failed[1:]:
-            log.error("bronze: another source failed in the same run too (%s)", type(exc).__name__)
-        raise failed[0]
-    return {s.name: done[s.name] for s in sources}
 
 
 def _ingest_planned(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str, batches: list[Batch],
@@ -222,8 +168,7 @@ def _ingest_planned(spark: SparkSession, lakehouse: Lakehouse, source: Source, r
         summary["batch_id"] = summary["batch_ids"][-1] if summary["batch_ids"] else None
         summary["write_s"] = round(time.time() - started, 2)
         if summary["batch_ids"]:
-            with _CATALOG:  # two threads must not both find a table missing and create it
-                _register(spark, lakehouse, source)
+            _register(spark, lakehouse, source)
         run.rows_in = summary["rows"] + summary["quarantined"]
         run.rows_out = summary["rows"]
         run.rows_quarantined = summary["quarantined"]

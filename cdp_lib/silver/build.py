@@ -2,12 +2,18 @@
 
 Per entity and run: one commit to ``silver.<table>`` and at most one to its quarantine table;
 per run, one to ``ops.dq_results`` (every entity's rule counts, the failed entity's too), one to
-``ops.silver_watermarks`` and, inside a pipeline stage, one run-log commit.
+``ops.silver_watermarks`` and one run-log commit (every entity's row).
+
+Entities are independent (each reads its own bronze tables and writes its own silver tables), so
+a run builds ``parallel`` of them at once in lanes of one SparkSession, the largest first
+(:func:`cdp_lib.lanes.each_in_lanes`): a small entity's time is mostly the driver's (planning,
+Delta commits), during which another entity's tasks use the cores.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from functools import reduce
 
 from pyspark import StorageLevel
@@ -16,7 +22,8 @@ from pyspark.sql import functions as F
 
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse, split_table_name
-from cdp_lib.runlog import new_run_id, stage_run
+from cdp_lib.lanes import each_in_lanes
+from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
 from cdp_lib.silver.dedupe import (
     drop_exact_duplicates,
     merge_first,
@@ -41,6 +48,10 @@ __all__ = ["SilverRunBook", "build_silver", "build_entity", "dedupe_batch"]
 
 log = logging.getLogger(__name__)
 
+# An entity whose bronze tables hold at least this many bytes keeps both cores busy on its own:
+# such entities are built one after the other, beside the light ones (each_in_lanes).
+HEAVY_BYTES = 256 << 20
+
 
 def dedupe_batch(df: DataFrame, entity: EntitySpec) -> DataFrame:
     """Exact duplicates removed, then one row per business key (latest or first)."""
@@ -62,12 +73,26 @@ def _refs(lakehouse: Lakehouse, entity: EntitySpec) -> dict[str, DataFrame | Non
 class SilverRunBook:
     """What one silver run records once for all its entities: the watermarks (:class:`Watermarks`)
     and the ``ops.dq_results`` rows, saved in one commit each by :meth:`save`, which the run calls
-    even when an entity fails (its rule counts are what explains the failure)."""
+    even when an entity fails (its rule counts are what explains the failure). Entities built at
+    once stage their figures through :meth:`add_dq_rows` and :meth:`advance`."""
 
     def __init__(self, lakehouse: Lakehouse):
         self.lakehouse = lakehouse
         self.watermarks = Watermarks(lakehouse)
         self.dq_rows: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def consumed(self, entity: str) -> dict[str, int]:
+        with self._lock:
+            return self.watermarks.get(entity)
+
+    def advance(self, entity: str, versions: dict[str, int]) -> None:
+        with self._lock:
+            self.watermarks.advance(entity, versions)
+
+    def add_dq_rows(self, rows: list[tuple]) -> None:
+        with self._lock:
+            self.dq_rows.extend(rows)
 
     def save(self, run_id: str) -> None:
         if self.dq_rows:
@@ -116,18 +141,16 @@ def build_entity(
     With ``book`` (one silver run building several entities) the entity's consumed bronze versions
     and rule counts are staged there and saved by the caller; alone, it saves them itself.
     """
-    if name not in cfg.entities:
-        raise ConfigError("conf/silver.yaml", "entities", f"unknown entity {name!r}; known: {sorted(cfg.entities)}")
+    _check_known(cfg, [name])
     if book is None:
         book = SilverRunBook(lakehouse)
         try:
             return build_entity(spark, lakehouse, cfg, name, run_id, full_rebuild, book)
         finally:
             book.save(run_id)
-    watermarks = book.watermarks
     entity = cfg.entities[name]
     with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "silver", name) as run:
-        consumed = {} if full_rebuild else watermarks.get(name)
+        consumed = {} if full_rebuild else book.consumed(name)
         frames, versions, missing = [], {}, []
         for i, source in enumerate(entity.sources):
             if not lakehouse.exists("bronze", source.bronze):
@@ -146,7 +169,7 @@ def build_entity(
         if not frames:
             run.status = "skipped"
             run.rows_in, run.rows_out, run.rows_quarantined = 0, 0, 0
-            watermarks.advance(name, {t: v for t, v in versions.items() if t not in consumed})
+            book.advance(name, {t: v for t, v in versions.items() if t not in consumed})
             return {"entity": name, "status": "skipped", "rows_in": 0, "rows_out": 0, "rows_quarantined": 0}
 
         batch = reduce(DataFrame.unionByName, frames)
@@ -156,7 +179,7 @@ def build_entity(
         checked = checked.persist(StorageLevel.DISK_ONLY)
         try:
             counts = dq_counts(checked, entity)
-            book.dq_rows.extend(dq_result_rows(run_id, name, entity, counts))
+            book.add_dq_rows(dq_result_rows(run_id, name, entity, counts))
             raise_on_fail(name, entity, counts)
 
             data_cols = list(entity.columns)
@@ -172,7 +195,7 @@ def build_entity(
             quarantined = counts["__quarantined"]
             if quarantined or full_rebuild:
                 _write_quarantine(lakehouse, f"{entity.table}_quarantine", bad, full_rebuild)
-            watermarks.advance(name, versions)
+            book.advance(name, versions)
             run.rows_in = counts["__total"]
             run.rows_out = written
             run.rows_quarantined = quarantined
@@ -184,14 +207,35 @@ def build_entity(
 
 def build_silver(
     spark: SparkSession, lakehouse: Lakehouse, cfg: SilverConfig, entities: list[str] | None = None,
-    full_rebuild: bool = False, run_id: str | None = None,
+    full_rebuild: bool = False, run_id: str | None = None, parallel: int | None = None,
 ) -> dict:
-    """Build every entity of ``cfg`` (or the named ones), each with its own run-log row."""
+    """Build every entity of ``cfg`` (or the named ones), each with its own run-log row, ``parallel``
+    (default: the config's) at once, the largest first. After a failure no further entity starts;
+    those running finish, and what they consumed stays consumed."""
     run_id = run_id or new_run_id()
-    names = entities or list(cfg.entities)
+    names = list(dict.fromkeys(entities or cfg.entities))
+    _check_known(cfg, names)  # before any entity is built
+    size = {n: _bronze_bytes(lakehouse, cfg.entities[n]) for n in names}
+    order = sorted(names, key=lambda n: -size[n])
     book = SilverRunBook(lakehouse)
     try:
-        results = [build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild, book) for n in names]
+        # The entities' run-log rows in one commit (inside a pipeline stage, with the stage's row).
+        with held_source_rows(spark, lakehouse.path("ops", "run_log")):
+            done = each_in_lanes(
+                order, lambda n: build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild, book),
+                parallel or cfg.parallel, name=str, heavy=frozenset(n for n in names if size[n] >= HEAVY_BYTES),
+                spark=spark, label="silver")
     finally:
         book.save(run_id)  # what succeeded before a failure stays consumed; a failure's rule counts are kept
-    return {"run_id": run_id, "entities": results}
+    return {"run_id": run_id, "entities": [done[n] for n in names]}
+
+
+def _check_known(cfg: SilverConfig, names: list[str]) -> None:
+    for name in names:
+        if name not in cfg.entities:
+            raise ConfigError("conf/silver.yaml", "entities", f"unknown entity {name!r}; known: {sorted(cfg.entities)}")
+
+
+def _bronze_bytes(lakehouse: Lakehouse, entity: EntitySpec) -> int:
+    """The stored size of the entity's bronze tables."""
+    return sum(lakehouse.stored_bytes("bronze", source.bronze) for source in entity.sources)

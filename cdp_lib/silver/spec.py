@@ -149,6 +149,7 @@ class EntitySpec(StrictModel):
 
 class SilverConfig(StrictModel):
     email_provider_rules: bool = False
+    parallel: int = Field(default=2, ge=1, le=16)  # entities built at once (threads of one SparkSession)
     entities: dict[str, EntitySpec]
 
 
