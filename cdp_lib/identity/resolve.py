@@ -3,11 +3,11 @@
 Writes, only after every guard passed, in this order: the run's lineage rows to
 ``ops.identity_lineage_pending``; ``gold.identity_map`` (its commit tagged ``identity:<run id>``,
 merged, so only changed rows are rewritten); the pending rows into ``gold.identity_lineage``
-(insert-if-absent), then the pending table emptied; last the graph an incremental run grows:
-``gold.identity_records`` (each input record's key identifier: its customer is that identifier's
-map row), ``silver.identity_edges`` (every candidate edge with its status),
-``silver.identity_vertices`` (with the junk flag) and ``silver.identity_vertex_parts`` (each
-input's share of each vertex).
+(insert-if-absent), then the pending table emptied; last, two at a time, the graph an
+incremental run grows: ``gold.identity_records`` (each input record's key identifier: its
+customer is that identifier's map row), ``silver.identity_edges`` (every candidate edge with its
+status), ``silver.identity_vertices`` (with the junk flag) and ``silver.identity_vertex_parts``
+(each input's share of each vertex).
 
 Two tables cannot commit together, so the merges a run records are parked first: a run that
 dies before its map commit leaves only parked rows, which the next run discards (the merges did
@@ -45,6 +45,7 @@ from cdp_lib.identity.graph import merge_vertices, vertex_id
 from cdp_lib.identity.guards import check_giant_components
 from cdp_lib.identity.stable_ids import LINEAGE_SCHEMA, assign_customer_ids
 from cdp_lib.lakehouse import split_table_name
+from cdp_lib.lanes import each_in_lanes
 from cdp_lib.runlog import new_run_id, stage_run
 
 __all__ = ["IdentityGraph", "build_graph", "resolve_frames", "run_resolve", "record_customers"]
@@ -272,11 +273,19 @@ def run_resolve(
         junk = result.junk.select("id_type", "id_value", F.lit(True).alias("junk"))
         vertices_out = graph.vertices.join(F.broadcast(junk), ["id_type", "id_value"], "left").fillna(False, ["junk"])
         parts_out = graph.parts  # checkpointed: not read from the table it replaces
-        _publish_records(lakehouse, records, graph)
-        for df, table in ((edges_out, "identity_edges"), (vertices_out, "identity_vertices"),
-                          (parts_out, "identity_vertex_parts")):
-            df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-                lakehouse.path("silver", table))
+        # Four independent tables, the largest first, two written at once: on a small graph each
+        # write is mostly the driver's (planning, the Delta commit), time the other's tasks use.
+        graph_tables = {"identity_edges": edges_out, "identity_vertex_parts": parts_out,
+                        "identity_vertices": vertices_out}
+
+        def publish(table: str) -> None:
+            if table == "identity_records":
+                _publish_records(lakehouse, records, graph)
+            else:
+                graph_tables[table].write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+                    lakehouse.path("silver", table))
+
+        each_in_lanes([*graph_tables, "identity_records"], publish, 2, name=str, spark=spark, label="identity")
         for layer, table in OUTPUTS:
             lakehouse.register(layer, table)
         if lakehouse.exists("gold", "identity_lineage"):
