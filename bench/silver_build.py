@@ -1,4 +1,4 @@
-"""Silver's full rebuild on a copy of an existing lakehouse, entities one at a time against in lanes.
+"""Silver's full rebuild on a copy of an existing lakehouse: entities one at a time, then two at a time.
 
     flock /tmp/cdp-spark.lock .venv/bin/python bench/silver_build.py <lakehouse root> --work <dir> \\
         [--parallel 1 2 1 2]

@@ -97,6 +97,11 @@ def test_config_validation(tmp_path):
     (tmp_path / "silver.yaml").write_text("entitis: {}\n")
     with pytest.raises(ConfigError, match="unknown key"):
         load_silver_config(tmp_path)
+    one = ("    table: t\n    key: [id]\n    keep: first\n    columns: {id: id}\n"
+           "    sources: [{bronze: b, record_key: [id], columns: {id: id}}]\n")
+    (tmp_path / "silver.yaml").write_text(f"entities:\n  x:\n{one}  y:\n{one}")
+    with pytest.raises(ConfigError, match="both write silver.t"):  # built at once, they would race
+        load_silver_config(tmp_path)
 
 
 def test_entities_built_at_once_keep_what_succeeded_and_raise_the_failure(spark, settings, tmp_path_factory):

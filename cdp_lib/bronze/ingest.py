@@ -76,7 +76,7 @@ from cdp_lib.bronze.readers import (
 from cdp_lib.bronze.sources import Source, SourcesConfig, contract_schema, source_location
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
-from cdp_lib.lanes import each_in_lanes
+from cdp_lib.lanes import HEAVY_BYTES, each_in_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
 
 __all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_table"]
@@ -92,9 +92,6 @@ COLLECT_MAX_BYTES = 64 << 20
 # Files of a batch counted one by one as they are read (two counters each); more are counted
 # by reading the written rows back.
 PER_FILE_COUNTED = 16
-# A source with at least this many new bytes keeps both cores busy on its own: such sources are
-# written one after the other, beside the light ones (see :func:`cdp_lib.lanes.each_in_lanes`).
-HEAVY_BYTES = 256 << 20
 
 
 def quarantine_table(source: str) -> str:

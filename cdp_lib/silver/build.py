@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse, split_table_name
-from cdp_lib.lanes import each_in_lanes
+from cdp_lib.lanes import HEAVY_BYTES, each_in_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
 from cdp_lib.silver.dedupe import (
     drop_exact_duplicates,
@@ -47,10 +47,6 @@ from cdp_lib.silver.standardize import standardize
 __all__ = ["SilverRunBook", "build_silver", "build_entity", "dedupe_batch"]
 
 log = logging.getLogger(__name__)
-
-# An entity whose bronze tables hold at least this many bytes keeps both cores busy on its own:
-# such entities are built one after the other, beside the light ones (each_in_lanes).
-HEAVY_BYTES = 256 << 20
 
 
 def dedupe_batch(df: DataFrame, entity: EntitySpec) -> DataFrame:
@@ -218,13 +214,15 @@ def build_silver(
     size = {n: _bronze_bytes(lakehouse, cfg.entities[n]) for n in names}
     order = sorted(names, key=lambda n: -size[n])
     book = SilverRunBook(lakehouse)
+    # Heavy: an entity that reads all of a large bronze (a first build, a full rebuild). One with a
+    # watermark reads only what arrived since, whatever its bronze's size.
+    heavy = frozenset(n for n in names if size[n] >= HEAVY_BYTES and (full_rebuild or not book.consumed(n)))
     try:
         # The entities' run-log rows in one commit (inside a pipeline stage, with the stage's row).
         with held_source_rows(spark, lakehouse.path("ops", "run_log")):
             done = each_in_lanes(
                 order, lambda n: build_entity(spark, lakehouse, cfg, n, run_id, full_rebuild, book),
-                parallel or cfg.parallel, name=str, heavy=frozenset(n for n in names if size[n] >= HEAVY_BYTES),
-                spark=spark, label="silver")
+                parallel or cfg.parallel, name=str, heavy=heavy, spark=spark, label="silver")
     finally:
         book.save(run_id)  # what succeeded before a failure stays consumed; a failure's rule counts are kept
     return {"run_id": run_id, "entities": [done[n] for n in names]}
@@ -237,5 +235,5 @@ def _check_known(cfg: SilverConfig, names: list[str]) -> None:
 
 
 def _bronze_bytes(lakehouse: Lakehouse, entity: EntitySpec) -> int:
-    """The stored size of the entity's bronze tables."""
+    """The stored size of the entity's bronze tables (to order entities by, largest first)."""
     return sum(lakehouse.stored_bytes("bronze", source.bronze) for source in entity.sources)

@@ -152,6 +152,18 @@ class SilverConfig(StrictModel):
     parallel: int = Field(default=2, ge=1, le=16)  # entities built at once (threads of one SparkSession)
     entities: dict[str, EntitySpec]
 
+    @model_validator(mode="after")
+    def _own_tables(self) -> SilverConfig:
+        # Entities are built at once: two writing one table would race (and did not mean anything
+        # sensible one after the other either: the second replaced or merged into the first's rows).
+        seen: dict[str, str] = {}
+        for name, entity in self.entities.items():
+            for table in (entity.table, f"{entity.table}_quarantine"):
+                if table in seen:
+                    raise ValueError(f"entities {seen[table]!r} and {name!r} both write silver.{table}")
+                seen[table] = name
+        return self
+
 
 def load_silver_config(conf_dir: Path | None = None) -> SilverConfig:
     """Load and validate ``conf/silver.yaml``."""
