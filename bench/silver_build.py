@@ -8,7 +8,9 @@ with the shipped local config, rebuilds every silver entity from bronze (``build
 full_rebuild=True)``) once per ``--parallel`` value, in the order given (interleave them: the first
 run also warms the JVM). Every rebuild does the same work and must leave the same rows: the
 script checks each silver table's row count and content hash against the first rebuild's and
-fails when one differs. Prints JSON: seconds per rebuild and per entity.
+fails when one differs. Prints JSON: seconds per rebuild and per entity, and each table's rows and
+content hash (compare them across commits: a change that should not alter silver must print the
+same).
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def main() -> int:
                 (F.col("run_id") == result["run_id"]) & (F.col("stage") == "silver")).collect()}
             runs.append({"parallel": parallel, "seconds": seconds, "entities_s": timed})
             print(json.dumps(runs[-1]), flush=True)
-        print(json.dumps({"lakehouse": args.lakehouse, "rows": {t: r for t, (r, _) in first.items()}, "runs": runs},
-                         indent=2))
+        # The content hashes too: two commits' rebuilds of one lakehouse must print the same.
+        print(json.dumps({"lakehouse": args.lakehouse, "rows": {t: r for t, (r, _) in first.items()},
+                          "content_hash": {t: str(h) for t, (_, h) in first.items()}, "runs": runs}, indent=2))
     finally:
         spark.stop()
     return 0

@@ -11,6 +11,7 @@ import os
 import sys
 
 from pyspark.sql import SparkSession
+from pyspark.sql.types import StringType
 
 from cdp_lib.config import Settings
 from cdp_lib.runtime import jar_paths
@@ -66,6 +67,16 @@ def session_conf(settings: Settings, *, include_jars: bool = True) -> dict[str, 
     return conf
 
 
+# SQL functions of the project's own Java (cdp_lib/jvm/src): name -> UDF class (all return strings).
+JAVA_FUNCTIONS = {"cdp_clean_string": "io.cdp.silver.CleanString"}
+
+
+def register_functions(spark: SparkSession) -> None:
+    """Register :data:`JAVA_FUNCTIONS` in ``spark`` (idempotent; :func:`build_session` does it)."""
+    for name, cls in JAVA_FUNCTIONS.items():
+        spark.udf.registerJavaFunction(name, cls, StringType())
+
+
 def build_session(settings: Settings, extra_conf: dict[str, str] | None = None) -> SparkSession:
     """Build (or reuse) the SparkSession for ``settings``; registers lakehouse tables."""
     submitted = under_spark_submit()
@@ -83,5 +94,6 @@ def build_session(settings: Settings, extra_conf: dict[str, str] | None = None) 
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     spark.sparkContext.setCheckpointDir(f"{settings.lakehouse.checkpoint_root}/spark")
+    register_functions(spark)
     log.info("spark %s session on %s (env=%s)", spark.version, spark.sparkContext.master, settings.env)
     return spark

@@ -24,14 +24,7 @@ from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse, split_table_name
 from cdp_lib.lanes import HEAVY_BYTES, each_in_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
-from cdp_lib.silver.dedupe import (
-    drop_exact_duplicates,
-    merge_first,
-    merge_latest,
-    pick_first,
-    pick_latest,
-    with_row_hash,
-)
+from cdp_lib.silver.dedupe import merge_first, merge_latest, pick_one, with_row_hash
 from cdp_lib.silver.expectations import (
     DQ_RESULTS_SCHEMA,
     dq_counts,
@@ -50,11 +43,8 @@ log = logging.getLogger(__name__)
 
 
 def dedupe_batch(df: DataFrame, entity: EntitySpec) -> DataFrame:
-    """Exact duplicates removed, then one row per business key (latest or first)."""
-    deduped = df.transform(drop_exact_duplicates, entity.key)
-    if entity.keep == "latest":
-        return deduped.transform(pick_latest, entity.key, entity.order_by)
-    return deduped.transform(pick_first, entity.key)
+    """One row per business key (latest or first), the earliest ingested of its exact copies."""
+    return pick_one(df, entity.key, entity.keep, entity.order_by)
 
 
 def _refs(lakehouse: Lakehouse, entity: EntitySpec) -> dict[str, DataFrame | None]:

@@ -20,9 +20,7 @@ from pyspark.sql import functions as F
 
 __all__ = [
     "with_row_hash",
-    "drop_exact_duplicates",
-    "pick_latest",
-    "pick_first",
+    "pick_one",
     "newer_condition",
     "merge_latest",
     "merge_first",
@@ -35,23 +33,21 @@ def with_row_hash(df: DataFrame, data_columns: list[str]) -> DataFrame:
     return df.withColumn("_row_hash", F.sha2(F.to_json(F.struct(*data_columns)), 256))
 
 
-def drop_exact_duplicates(df: DataFrame, key: list[str]) -> DataFrame:
-    """Keep the earliest ingested copy of each (key, ``_row_hash``)."""
-    w = Window.partitionBy(*key, "_row_hash").orderBy(
-        F.col("_ingested_at").asc_nulls_last(), F.col("_batch_id").asc_nulls_last(), F.col("_record_key").asc()
-    )
-    return df.withColumn("__n", F.row_number().over(w)).where("__n = 1").drop("__n")
+def pick_one(df: DataFrame, key: list[str], keep: str, order_by: str | None = None) -> DataFrame:
+    """One row per key, in one window (one shuffle and sort of the batch).
 
-
-def pick_latest(df: DataFrame, key: list[str], order_by: str) -> DataFrame:
-    """One row per key: greatest ``order_by`` (nulls lose), then greatest ``_row_hash``."""
-    w = Window.partitionBy(*key).orderBy(F.col(order_by).desc_nulls_last(), F.col("_row_hash").desc())
-    return df.withColumn("__n", F.row_number().over(w)).where("__n = 1").drop("__n")
-
-
-def pick_first(df: DataFrame, key: list[str]) -> DataFrame:
-    """One row per key: earliest ``_ingested_at``, then smallest ``_row_hash``."""
-    w = Window.partitionBy(*key).orderBy(F.col("_ingested_at").asc_nulls_last(), F.col("_row_hash").asc())
+    The winning version: ``latest``, greatest ``order_by`` (nulls lose), then greatest ``_row_hash``;
+    ``first``, earliest ``_ingested_at``, then smallest ``_row_hash``. Of that version's exact
+    copies (same ``_row_hash``), the earliest ingested (``_ingested_at``, ``_batch_id``,
+    ``_record_key``). Copies share every data column (``order_by`` is one), so this is what dropping
+    exact duplicates first and then picking a version gives.
+    """
+    copy = [F.col("_ingested_at").asc_nulls_last(), F.col("_batch_id").asc_nulls_last(), F.col("_record_key").asc()]
+    if keep == "latest":
+        order = [F.col(order_by).desc_nulls_last(), F.col("_row_hash").desc(), *copy]
+    else:
+        order = [F.col("_ingested_at").asc_nulls_last(), F.col("_row_hash").asc(), *copy[1:]]
+    w = Window.partitionBy(*key).orderBy(*order)
     return df.withColumn("__n", F.row_number().over(w)).where("__n = 1").drop("__n")
 
 

@@ -1,9 +1,9 @@
 """Column normalisers: ``Column -> Column`` functions, pure Spark SQL wherever possible.
 
-Two normalisations need Python and are therefore ``DataFrame -> DataFrame`` transforms
-that run the Python code once per *distinct* raw value and join the result back
-(:func:`with_phone_e164`, :func:`with_nfc`): Python UDFs cost a round trip per row, and on
-2 cores a table has far fewer distinct phones or accented names than rows.
+Two normalisations need Python (:func:`phone_e164_column`, :func:`nfc_column`): Arrow UDFs,
+which take whole batches of rows to a Python worker. Phones are parsed once per distinct value
+in each worker (a cache); NFC is pyarrow's vectorised ``utf8_normalize``. (They used to run once
+per distinct value and be joined back: on 930k events that join cost more than the parsing.)
 
 Choices worth knowing:
 
@@ -29,12 +29,12 @@ Choices worth knowing:
 from __future__ import annotations
 
 import functools
-import unicodedata
-from collections.abc import Callable
 
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from phonenumbers import geocoder
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -54,10 +54,8 @@ __all__ = [
     "to_date",
     "to_utc_timestamp",
     "phone_e164",
-    "with_phone_e164",
-    "nfc",
-    "with_nfc",
-    "map_distinct",
+    "phone_e164_column",
+    "nfc_column",
 ]
 
 # Dot-atom local part, then one or more DNS labels and an alphabetic TLD (lower-case input).
@@ -100,9 +98,14 @@ _COUNTRIES = _country_lookup()
 
 
 def clean_string(c: Column) -> Column:
-    """Trim (incl. non-breaking spaces), collapse inner whitespace; empty -> null."""
-    s = F.regexp_replace(F.regexp_replace(c.cast("string"), r"[\s\u00A0]+", " "), r"^ | $", "")
-    return F.when(s != "", s)
+    """Trim (incl. non-breaking spaces), collapse inner whitespace; empty -> null.
+
+    Defined as ``regexp_replace(regexp_replace(c, '[\\s\\u00A0]+', ' '), '^ | $', '')``, computed by the
+    project's Java (``cdp_clean_string``, :data:`cdp_lib.session.JAVA_FUNCTIONS`) in one pass that
+    leaves a clean value as it is: the two regexes on every value took 13-14 s of standardising
+    737k web events, the Java 1.0-1.7 s (docs/benchmarks.md, "Silver's normalisers").
+    """
+    return F.call_function("cdp_clean_string", c.cast("string"))
 
 
 def normalize_id(c: Column) -> Column:
@@ -142,7 +145,7 @@ def normalize_name(c: Column) -> Column:
     Title-casing capitalises after spaces, hyphens and apostrophes (``o'neil`` -> ``O'Neil``,
     ``jean-luc`` -> ``Jean-Luc``), ``Mc`` prefixes (``mcdonald`` -> ``McDonald``), and keeps
     particles (``van``, ``de``, ...) lower-case except as the first word. Accents are kept;
-    Unicode NFC is applied separately by :func:`with_nfc` (it needs Python).
+    Unicode NFC is applied separately by :func:`nfc_column` (it needs Python).
     """
     s = clean_string(c)
     words = F.split(F.lower(s), " ")
@@ -223,7 +226,7 @@ def to_utc_timestamp(c: Column, default_tz: str = "UTC") -> Column:
     return F.when(s.rlike(_OFFSET_AT_END), with_offset).otherwise(local)
 
 
-# ---------------------------------------------------------------- Python-backed, per distinct value
+# ---------------------------------------------------------------- Python-backed (Arrow UDFs)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -253,40 +256,27 @@ def _valid_number(raw: str, region: str | None):
 
 
 @functools.lru_cache(maxsize=200_000)
-def nfc(value: str | None) -> str | None:
-    """Unicode NFC composition (``e`` + combining acute -> ``é``)."""
-    return None if value is None else unicodedata.normalize("NFC", value)
+def _phone_e164_cached(raw: str, region: str | None) -> str | None:
+    return phone_e164(raw, region)
 
 
-def map_distinct(
-    df: DataFrame, inputs: list[Column], out: str, fn: Callable, return_type: T.DataType = T.StringType(),
-    where: Column | None = None,
-) -> DataFrame:
-    """Add column ``out`` = ``fn(*inputs)`` computed once per distinct input tuple, joined back.
-
-    Rows not matching ``where`` (or with a null first input) get null. Use for Python-only
-    logic: the UDF sees each distinct value once instead of once per row.
-    """
-    keys = [f"__k{i}" for i in range(len(inputs))]
-    keyed = df.select("*", *[c.alias(k) for c, k in zip(inputs, keys, strict=True)])
-    cond = F.col(keys[0]).isNotNull() if where is None else (F.col(keys[0]).isNotNull() & where)
-    # A plain lambda: the typed function would make pyspark try (and warn about) Arrow eval types.
-    udf = F.udf(lambda *args: fn(*args), return_type, useArrow=False)
-    mapped = keyed.where(cond).select(*keys).distinct().withColumn(out, udf(*[F.col(k) for k in keys]))
-    joined = keyed.alias("l").join(
-        mapped.alias("r"), on=[F.col(f"l.{k}").eqNullSafe(F.col(f"r.{k}")) for k in keys], how="left"
-    )
-    return joined.select(*[F.col(f"l.{c}") for c in df.columns if c != out], F.col(f"r.{out}").alias(out))
+def _phone_arrays(raw: pa.Array, region: pa.Array) -> pa.Array:
+    """:func:`phone_e164` of each ``(raw[i], region[i])``; a worker parses each distinct pair once."""
+    if raw.null_count == len(raw):  # most events carry no phone
+        return pa.nulls(len(raw), raw.type)
+    return pa.array([None if r is None else _phone_e164_cached(r, g)
+                     for r, g in zip(raw.to_pylist(), region.to_pylist(), strict=True)], raw.type)
 
 
-def with_phone_e164(df: DataFrame, raw: Column, region: Column, out: str) -> DataFrame:
-    """Add ``out``: ``raw`` as E.164 read in ``region`` (null when missing or invalid)."""
-    return map_distinct(df, [F.trim(raw.cast("string")), F.upper(region)], out, phone_e164)
+def _nfc_arrays(values: pa.Array) -> pa.Array:
+    return pc.utf8_normalize(values, form="NFC")
 
 
-def with_nfc(df: DataFrame, column: str) -> DataFrame:
-    """Replace ``column`` by its NFC form; only non-ASCII values reach Python."""
-    tmp = f"__nfc_{column}"
-    non_ascii = F.col(column).rlike(r"[^\x00-\x7F]")
-    out = map_distinct(df, [F.col(column)], tmp, nfc, where=non_ascii)
-    return out.withColumn(column, F.coalesce(F.col(tmp), F.col(column))).drop(tmp)
+def phone_e164_column(raw: Column, region: Column) -> Column:
+    """``raw`` as E.164 read in ``region`` (:func:`phone_e164`; null when missing or invalid)."""
+    return F.arrow_udf(_phone_arrays, T.StringType())(F.trim(raw.cast("string")), F.upper(region))
+
+
+def nfc_column(c: Column) -> Column:
+    """Unicode NFC composition (``e`` + combining acute -> ``é``) of a string column."""
+    return F.arrow_udf(_nfc_arrays, T.StringType())(c)

@@ -137,9 +137,9 @@ def standardize(
             region = F.lit(source.default_region).cast("string")
             if country is not None:
                 region = F.coalesce(country, region)
-            out = N.with_phone_e164(out, raw, region, col)
+            out = out.withColumn(col, N.phone_e164_column(raw, region))
         elif norm == "name":
-            out = out.withColumn(col, N.normalize_name(raw)).transform(N.with_nfc, col)
+            out = out.withColumn(col, N.nfc_column(N.normalize_name(raw)))
         else:
             value = _normalise(norm, raw, types[_raw(col)], source, country)
             if norm == "email" and email_provider_rules:
