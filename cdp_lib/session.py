@@ -16,7 +16,7 @@ from pyspark.sql.types import StringType
 from cdp_lib.config import Settings
 from cdp_lib.runtime import jar_paths
 
-__all__ = ["build_session", "session_conf", "under_spark_submit"]
+__all__ = ["JAVA_FUNCTIONS", "build_session", "register_functions", "session_conf", "under_spark_submit"]
 
 log = logging.getLogger(__name__)
 

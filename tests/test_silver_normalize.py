@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -100,9 +101,10 @@ def test_phone_e164_column(spark):
         "id int, phone string",
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
-    # A batch with no phone at all (most events) takes the shortcut and keeps the column's type.
-    no_phones = df.where("raw IS NULL").coalesce(1).select(N.phone_e164_column(F.col("raw"), F.col("region")))
-    assert no_phones.collect() == [(None,)]
+    # A batch with no phone at all (most events) takes the shortcut: nulls of the input's type.
+    for kind in (pa.string(), pa.large_string()):
+        out = N._phone_arrays(pa.array([None, None], kind), pa.array(["GB", None], kind))
+        assert (out.type, out.to_pylist()) == (kind, [None, None])
 
 
 def test_names(spark):

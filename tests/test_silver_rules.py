@@ -6,9 +6,13 @@ import json
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.errors import AnalysisException
+from pyspark.sql import functions as F
 
 from cdp_lib.config import parse_model
 from cdp_lib.errors import ConfigError, DataQualityError
+from cdp_lib.session import register_functions
+from cdp_lib.silver import normalize as N
 from cdp_lib.silver.build import build_entity, build_silver
 from cdp_lib.silver.spec import SilverConfig, load_silver_config
 from tests.silver_fixtures import LINEAGE, append_bronze, lakehouse_at, utc
@@ -20,7 +24,7 @@ POS_SCHEMA = (
 )
 
 
-def _cfg(column_expr: str = "product_id") -> SilverConfig:
+def _cfg(column_expr: str = "product_id", product_norm: str = "id") -> SilverConfig:
     data = {
         "entities": {
             "lines": {
@@ -28,7 +32,7 @@ def _cfg(column_expr: str = "product_id") -> SilverConfig:
                 "key": ["order_id", "line_no"],
                 "keep": "latest",
                 "order_by": "updated_at",
-                "columns": {"order_id": "id", "line_no": "int", "product_id": "id", "quantity": "int",
+                "columns": {"order_id": "id", "line_no": "int", "product_id": product_norm, "quantity": "int",
                             "updated_at": "timestamp"},
                 "sources": [{
                     "bronze": "pos_orders",
@@ -77,6 +81,22 @@ def test_warn_records_and_fail_raises_before_writing(spark, settings, tmp_path_f
     assert_df_equality(actual.select(*expected.columns), expected, ignore_row_order=True, ignore_nullable=True)
     status = [r.status for r in lh.read("ops", "run_log").where("run_id = 'r2'").collect()]
     assert status == ["failed"]
+
+
+def test_a_build_registers_the_java_normalisers_in_a_session_without_them(spark, settings, tmp_path_factory):
+    # A session not made by build_session (a user's own) lacks cdp_clean_string until a build runs.
+    lh = lakehouse_at(spark, settings, tmp_path_factory.mktemp("silver_register"))
+    refs = spark.createDataFrame([("P001",)], "product_id string")
+    refs.write.format("delta").save(lh.path("bronze", "ref_products"))
+    append_bronze(spark, lh, "pos_orders", [_line("O1", 1, " P001\u00a0", 1, "b1")], POS_SCHEMA)
+    spark.sql("DROP TEMPORARY FUNCTION cdp_clean_string")
+    try:
+        with pytest.raises(AnalysisException, match="cdp_clean_string"):
+            spark.range(1).select(N.clean_string(F.lit("x"))).collect()
+        build_entity(spark, lh, _cfg(product_norm="text"), "lines", "r1")
+        assert [r.product_id for r in lh.read("silver", "lines").collect()] == ["P001"]
+    finally:
+        register_functions(spark)
 
 
 def test_bad_expression_is_a_config_error_naming_the_key(spark, settings, tmp_path_factory):

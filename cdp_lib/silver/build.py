@@ -24,6 +24,7 @@ from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse, split_table_name
 from cdp_lib.lanes import HEAVY_BYTES, each_in_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
+from cdp_lib.session import register_functions
 from cdp_lib.silver.dedupe import merge_first, merge_latest, pick_one, with_row_hash
 from cdp_lib.silver.expectations import (
     DQ_RESULTS_SCHEMA,
@@ -128,6 +129,7 @@ def build_entity(
     and rule counts are staged there and saved by the caller; alone, it saves them itself.
     """
     _check_known(cfg, [name])
+    register_functions(spark)  # the normalisers' Java functions, in a session not from build_session
     if book is None:
         book = SilverRunBook(lakehouse)
         try:

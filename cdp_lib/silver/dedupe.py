@@ -40,7 +40,9 @@ def pick_one(df: DataFrame, key: list[str], keep: str, order_by: str | None = No
     ``first``, earliest ``_ingested_at``, then smallest ``_row_hash``. Of that version's exact
     copies (same ``_row_hash``), the earliest ingested (``_ingested_at``, ``_batch_id``,
     ``_record_key``). Copies share every data column (``order_by`` is one), so this is what dropping
-    exact duplicates first and then picking a version gives.
+    exact duplicates first and then picking a version gives. One exception: ``_row_hash`` sees
+    times to the millisecond (``to_json``), so two versions whose ``order_by`` differs only in
+    microseconds count as copies; the later one wins here, as it does in :func:`merge_latest`.
     """
     copy = [F.col("_ingested_at").asc_nulls_last(), F.col("_batch_id").asc_nulls_last(), F.col("_record_key").asc()]
     if keep == "latest":

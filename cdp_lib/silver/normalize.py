@@ -103,7 +103,9 @@ def clean_string(c: Column) -> Column:
     Defined as ``regexp_replace(regexp_replace(c, '[\\s\\u00A0]+', ' '), '^ | $', '')``, computed by the
     project's Java (``cdp_clean_string``, :data:`cdp_lib.session.JAVA_FUNCTIONS`) in one pass that
     leaves a clean value as it is: the two regexes on every value took 13-14 s of standardising
-    737k web events, the Java 1.0-1.7 s (docs/benchmarks.md, "Silver's normalisers").
+    737k web events, the Java 1.0-1.7 s (docs/benchmarks.md, "Silver's normalisers"). The function
+    must be registered in the session (:func:`cdp_lib.session.register_functions`; sessions from
+    ``build_session`` have it, and silver's builds register it in any other).
     """
     return F.call_function("cdp_clean_string", c.cast("string"))
 
@@ -255,16 +257,11 @@ def _valid_number(raw: str, region: str | None):
     return number if phonenumbers.is_valid_number(number) else None
 
 
-@functools.lru_cache(maxsize=200_000)
-def _phone_e164_cached(raw: str, region: str | None) -> str | None:
-    return phone_e164(raw, region)
-
-
 def _phone_arrays(raw: pa.Array, region: pa.Array) -> pa.Array:
-    """:func:`phone_e164` of each ``(raw[i], region[i])``; a worker parses each distinct pair once."""
+    """:func:`phone_e164` of each ``(raw[i], region[i])``; a worker parses each distinct pair once (its cache)."""
     if raw.null_count == len(raw):  # most events carry no phone
         return pa.nulls(len(raw), raw.type)
-    return pa.array([None if r is None else _phone_e164_cached(r, g)
+    return pa.array([None if r is None else phone_e164(r, g)
                      for r, g in zip(raw.to_pylist(), region.to_pylist(), strict=True)], raw.type)
 
 
