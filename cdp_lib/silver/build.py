@@ -128,9 +128,9 @@ def build_entity(
     With ``book`` (one silver run building several entities) the entity's consumed bronze versions
     and rule counts are staged there and saved by the caller; alone, it saves them itself.
     """
-    _check_known(cfg, [name])
-    register_functions(spark)  # the normalisers' Java functions, in a session not from build_session
-    if book is None:
+    if book is None:  # alone: checked and prepared here; build_silver does it once for all its entities
+        _check_known(cfg, [name])
+        register_functions(spark)  # the normalisers' Java functions, in a session not from build_session
         book = SilverRunBook(lakehouse)
         try:
             return build_entity(spark, lakehouse, cfg, name, run_id, full_rebuild, book)
@@ -203,6 +203,7 @@ def build_silver(
     run_id = run_id or new_run_id()
     names = list(dict.fromkeys(entities or cfg.entities))
     _check_known(cfg, names)  # before any entity is built
+    register_functions(spark)
     size = {n: _bronze_bytes(lakehouse, cfg.entities[n]) for n in names}
     order = sorted(names, key=lambda n: -size[n])
     book = SilverRunBook(lakehouse)
