@@ -11,7 +11,7 @@ import os
 import sys
 
 from pyspark.sql import SparkSession
-from pyspark.sql.types import StringType
+from pyspark.sql.types import DataType, StringType, TimestampType
 
 from cdp_lib.config import Settings
 from cdp_lib.runtime import jar_paths
@@ -67,14 +67,17 @@ def session_conf(settings: Settings, *, include_jars: bool = True) -> dict[str, 
     return conf
 
 
-# SQL functions of the project's own Java (cdp_lib/jvm/src): name -> UDF class (all return strings).
-JAVA_FUNCTIONS = {"cdp_clean_string": "io.cdp.silver.CleanString"}
+# SQL functions of the project's own Java (cdp_lib/jvm/src): name -> (UDF class, return type).
+JAVA_FUNCTIONS: dict[str, tuple[str, DataType]] = {
+    "cdp_clean_string": ("io.cdp.silver.CleanString", StringType()),
+    "cdp_to_timestamp": ("io.cdp.bronze.ZonedTimestamp", TimestampType()),
+}
 
 
 def register_functions(spark: SparkSession) -> None:
     """Register :data:`JAVA_FUNCTIONS` in ``spark`` (idempotent; :func:`build_session` does it)."""
-    for name, cls in JAVA_FUNCTIONS.items():
-        spark.udf.registerJavaFunction(name, cls, StringType())
+    for name, (cls, return_type) in JAVA_FUNCTIONS.items():
+        spark.udf.registerJavaFunction(name, cls, return_type)
 
 
 def build_session(settings: Settings, extra_conf: dict[str, str] | None = None) -> SparkSession:

@@ -37,6 +37,8 @@ def test_shipped_sources_cover_the_landing_contract(spark):
          " jdbc: {url: 'jdbc:x', table: t, watermark_column: updated_at}}", "watermark_column"),
         ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: _id, type: string}]}",
          "reserved"),
+        ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: string}],"
+         " options: {timeZone: Europe/Londn}}", "not an IANA time zone"),
     ],
 )
 def test_invalid_sources_name_file_and_key(tmp_path, body, key):

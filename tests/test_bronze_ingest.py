@@ -252,3 +252,57 @@ def test_a_failing_source_leaves_the_others_written_committed_and_logged_in_one_
     logged = {(r.source, r.status) for r in lh.read("ops", "run_log").collect()}
     assert logged == {("tb_contacts", "failed"), ("tb_events", "success"), ("tb_orders", "success")}
     assert lh.version("ops", "run_log") == 0  # one commit for the three rows
+
+
+# Wall-clock times written without an offset, as a London shop's till exports them, and the UTC
+# instants they are with `timeZone: Europe/London`; an offset in the text always wins.
+LONDON = [
+    ("2026-07-01 12:00:00", datetime(2026, 7, 1, 11, 0)),  # BST
+    ("2026-01-15T12:00:00", datetime(2026, 1, 15, 12, 0)),  # GMT
+    ("2026-07-01 12:00:00.250", datetime(2026, 7, 1, 11, 0, 0, 250000)),
+    ("2026-03-29 01:30:00", datetime(2026, 3, 29, 1, 30)),  # in the spring gap: moves forward by it
+    ("2026-10-25 01:30:00", datetime(2026, 10, 25, 0, 30)),  # ambiguous: the earlier offset (BST)
+    ("2026-07-01", datetime(2026, 6, 30, 23, 0)),  # a date alone: local midnight
+    ("2026-07-01T12:00:00+02:00", datetime(2026, 7, 1, 10, 0)),
+    ("2026-07-01T12:00:00Z", datetime(2026, 7, 1, 12, 0)),
+]
+
+
+def test_a_source_time_zone_reads_naive_timestamps_as_its_wall_clock_and_offsets_win(spark, settings, tmp_path):
+    lh = private_lakehouse(spark, settings, tmp_path)
+    landing = lh.settings.lakehouse.landing
+    contract = [{"name": "id", "type": "string", "nullable": False}, {"name": "ts", "type": "timestamp"}]
+    csv_text = "id,ts\n" + "".join(f"r{i},{text}\n" for i, (text, _) in enumerate(LONDON)) + "bad,not-a-time\n"
+    write_text(landing, "till/2026-07-01/till_1.csv", csv_text)
+    write_text(landing, "app/2026-07-01/events-1.jsonl",
+               "".join(json.dumps({"id": f"r{i}", "ts": text}) + "\n" for i, (text, _) in enumerate(LONDON)))
+    # Parquet's timestamp_ntz is a wall clock too (the naive rows only: it holds no offset).
+    naive = {f"r{i}": datetime.fromisoformat(text) for i, (text, _) in enumerate(LONDON)
+             if not (text.endswith("Z") or "+" in text)}
+    write_parquet(spark, landing, "erp/2026-07-01/orders-1.parquet", list(naive.items()), "id string, ts timestamp_ntz")
+    london = {"timeZone": "Europe/London"}
+    blocks = [
+        {"name": "tz_csv", "format": "csv", "path": "till/*/till_*.csv", "entity": "orders",
+         "options": {"header": True, **london}, "contract": contract},
+        {"name": "utc_csv", "format": "csv", "path": "till/*/till_*.csv", "entity": "orders",
+         "options": {"header": True}, "contract": contract},
+        {"name": "tz_json", "format": "jsonl", "path": "app/*/events-*.jsonl", "entity": "events",
+         "options": london, "contract": contract},
+        {"name": "tz_parquet", "format": "parquet", "path": "erp/*/orders-*.parquet", "entity": "orders",
+         "options": london, "contract": contract},
+    ]
+    summary = ingest_sources(spark, lh, sources(*blocks), run_id="run-tz")
+    want = {f"r{i}": ts for i, (_, ts) in enumerate(LONDON)}
+
+    def read(table):
+        return {r.id: r.ts for r in lh.read("bronze", table).select("id", "ts").collect()}
+
+    assert read("tz_csv") == want
+    assert read("tz_json") == want
+    assert read("tz_parquet") == {k: want[k] for k in naive} and len(naive) == 6
+    # Without the option a naive time is UTC (the session's zone); an offset is still honoured.
+    utc = read("utc_csv")
+    assert utc["r0"] == datetime(2026, 7, 1, 12, 0) and utc["r6"] == want["r6"]
+    # Text that is no time at all still goes to quarantine with its reason.
+    assert summary["tz_csv"]["quarantined"] == 1
+    assert lh.read("bronze", "tz_csv_quarantine").select("reason").first().reason == "contract: ts is not timestamp"

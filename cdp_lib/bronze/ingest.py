@@ -78,6 +78,7 @@ from cdp_lib.errors import ConfigError
 from cdp_lib.lakehouse import Lakehouse
 from cdp_lib.lanes import HEAVY_BYTES, each_in_lanes
 from cdp_lib.runlog import held_source_rows, new_run_id, stage_run
+from cdp_lib.session import register_functions
 
 __all__ = ["FILE_LOG_TABLE", "ingest_sources", "ingest_source", "quarantine_table"]
 
@@ -121,6 +122,8 @@ def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], r
 
     A failing source stops the run: the sources already being written finish, the batches
     written are committed, the plans not started stay planned and are replayed by the next run."""
+    if any(s.time_zone for s in selected):
+        register_functions(spark)  # cdp_to_timestamp, in a session not from build_session
     log_path = lakehouse.path("ops", FILE_LOG_TABLE)
     logged: dict[str, list] = {s.name: [] for s in selected}
     for row in read_log(spark, log_path):

@@ -59,7 +59,7 @@ def conform(df: DataFrame, source: Source, schema: T.StructType, lineage: Column
         elif present[fld.name] == fld.dataType:
             value = _c(fld.name)
         else:
-            value = _c(fld.name).try_cast(fld.dataType)
+            value = _cast(_c(fld.name), present[fld.name], fld.dataType, source.time_zone)
             reasons.append(F.when(_c(fld.name).isNotNull() & value.isNull(),
                                   F.lit(f"contract: {fld.name} is not {fld.dataType.simpleString()}")))
         if fld.name in required:
@@ -83,6 +83,20 @@ def conform(df: DataFrame, source: Source, schema: T.StructType, lineage: Column
         reason.alias("_reason"),
         F.when(reason.isNotNull(), raw).alias("_raw"),
     )
+
+
+def _cast(value: Column, present: T.DataType, target: T.DataType, zone: str | None) -> Column:
+    """``value`` as ``target`` (null when it does not cast). A timestamp written without an offset
+    (text or ``timestamp_ntz``) is a wall-clock time in ``zone`` when the source declares one; by
+    default it is read in the session's zone, UTC. (Spark's JSON readers apply the ``timeZone``
+    option themselves; CSV columns arrive here as text.)"""
+    if zone is not None and isinstance(target, T.TimestampType):
+        if isinstance(present, T.StringType):
+            # Spark's own cast with the source's zone (cdp_lib/jvm/src/io/cdp/bronze/ZonedTimestamp.java)
+            return F.call_function("cdp_to_timestamp", value, F.lit(zone))
+        if isinstance(present, T.TimestampNTZType):
+            return F.to_utc_timestamp(value.cast("timestamp"), zone)
+    return value.try_cast(target)
 
 
 def _csv_header(spark: SparkSession, path: str, sep: str, quote: str, encoding: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from pyspark.sql import SparkSession
@@ -35,6 +36,7 @@ RESERVED_PREFIX = "_"
 LINEAGE_COLUMNS = ("_ingested_at", "_batch_id", "_source", "_source_file", "_source_query", "_rescued")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_OFFSET = re.compile(r"^[+-](0\d|1[0-8]):[0-5]\d$")
 
 
 class ContractColumn(StrictModel):
@@ -105,7 +107,22 @@ class Source(StrictModel):
                 raise ValueError(f"identifiers.{column}: not a contract column")
             if not _NAME.match(id_type):
                 raise ValueError(f"identifiers.{column}: id type {id_type!r} must be lower_snake_case")
+        zone = self.time_zone
+        if zone is not None and not _OFFSET.match(zone):
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"options.timeZone {zone!r}: not an IANA time zone or a +hh:mm offset") from None
         return self
+
+    @property
+    def time_zone(self) -> str | None:
+        """The zone of timestamps written without an offset (option ``timeZone``, any case, as Spark's
+        readers take it); None: the session's, UTC. Text with an offset or zone keeps it."""
+        for key, value in self.options.items():
+            if key.lower() == "timezone":
+                return str(value)
+        return None
 
     @property
     def column_names(self) -> list[str]:
