@@ -39,6 +39,14 @@ def test_shipped_sources_cover_the_landing_contract(spark):
          "reserved"),
         ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: string}],"
          " options: {timeZone: Europe/Londn}}", "not an IANA time zone"),
+        ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: string}],"
+         " options: {timeZone: posix/Europe/London}}", "not an IANA time zone"),  # Python's alias, not Java's
+        ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: string}],"
+         " options: {timeZone: +10:00}}", "quoted"),  # YAML reads it as 600 (minutes, base 60)
+        ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: string}],"
+         " options: {timeZone: '+18:30'}}", "not an IANA time zone"),
+        ("sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: string}],"
+         " options: {timeZone: UTC, timezone: Europe/London}}", "more than once"),
     ],
 )
 def test_invalid_sources_name_file_and_key(tmp_path, body, key):
@@ -53,3 +61,17 @@ def test_bad_type_string_names_the_column(spark, tmp_path):
         "sources:\n  - {name: a, format: csv, path: x, entity: e, contract: [{name: id, type: strang}]}")
     with pytest.raises(ConfigError, match=r"a\.contract\.0\.type"):
         contract_schema(spark, load_sources(tmp_path).sources[0])
+
+
+def test_a_time_zone_the_jvm_does_not_know_fails_before_anything_is_read(spark):
+    # The config check is Python's; ingest asks the JVM too (its zone database is not Python's).
+    from cdp_lib.bronze.ingest import _check_zones
+    from cdp_lib.bronze.sources import Source
+
+    good = Source.model_validate({"name": "a", "format": "csv", "path": "x", "entity": "e",
+                                  "contract": [{"name": "id", "type": "string"}],
+                                  "options": {"timeZone": "Europe/London"}})
+    _check_zones(spark, [good, good.model_copy(update={"options": {"timeZone": "-05:30"}})])
+    unknown = good.model_copy(update={"options": {"timeZone": "Mars/Olympus_Mons"}})  # past the model's check
+    with pytest.raises(ConfigError, match=r"a\.options\.timeZone"):
+        _check_zones(spark, [unknown])

@@ -108,6 +108,18 @@ def ingest_sources(spark: SparkSession, lakehouse: Lakehouse, config: SourcesCon
     return _ingest(spark, lakehouse, selected, run_id or new_run_id(), parallel or config.parallel)
 
 
+def _check_zones(spark: SparkSession, zoned: list[Source]) -> None:
+    """Each ``timeZone`` as the JVM will read it (its zone database can lack a name Python's has):
+    a ConfigError before anything is read, not a failed task half-way through a batch."""
+    jvm = spark._jvm.java.time.ZoneId
+    for source in zoned:
+        try:
+            jvm.of(source.time_zone, jvm.SHORT_IDS)
+        except Exception:  # noqa: BLE001 - py4j wraps java.time's DateTimeException
+            raise ConfigError("sources.yaml", f"{source.name}.options.timeZone",
+                              f"{source.time_zone!r} is not a time zone this JVM knows") from None
+
+
 def ingest_source(spark: SparkSession, lakehouse: Lakehouse, source: Source, run_id: str) -> dict:
     """One source's batch (and the replays of its interrupted batches, if any); writes a run-log row."""
     return _ingest(spark, lakehouse, [source], run_id)[source.name]
@@ -122,7 +134,9 @@ def _ingest(spark: SparkSession, lakehouse: Lakehouse, selected: list[Source], r
 
     A failing source stops the run: the sources already being written finish, the batches
     written are committed, the plans not started stay planned and are replayed by the next run."""
-    if any(s.time_zone for s in selected):
+    zoned = [s for s in selected if s.time_zone]
+    if zoned:
+        _check_zones(spark, zoned)
         register_functions(spark)  # cdp_to_timestamp, in a session not from build_session
     log_path = lakehouse.path("ops", FILE_LOG_TABLE)
     logged: dict[str, list] = {s.name: [] for s in selected}

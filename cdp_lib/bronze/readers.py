@@ -90,12 +90,12 @@ def _cast(value: Column, present: T.DataType, target: T.DataType, zone: str | No
     (text or ``timestamp_ntz``) is a wall-clock time in ``zone`` when the source declares one; by
     default it is read in the session's zone, UTC. (Spark's JSON readers apply the ``timeZone``
     option themselves; CSV columns arrive here as text.)"""
-    if zone is not None and isinstance(target, T.TimestampType):
-        if isinstance(present, T.StringType):
-            # Spark's own cast with the source's zone (cdp_lib/jvm/src/io/cdp/bronze/ZonedTimestamp.java)
-            return F.call_function("cdp_to_timestamp", value, F.lit(zone))
-        if isinstance(present, T.TimestampNTZType):
-            return F.to_utc_timestamp(value.cast("timestamp"), zone)
+    if zone is not None and isinstance(target, T.TimestampType) and isinstance(
+            present, T.StringType | T.TimestampNTZType):
+        # Spark's own cast with the source's zone (cdp_lib/jvm/src/io/cdp/bronze/ZonedTimestamp.java).
+        # A timestamp_ntz goes as its text, which no zone touches: one path for both, whatever the
+        # session's zone (a cast of it to timestamp would read it in the session's).
+        return F.call_function("cdp_to_timestamp", value.cast("string"), F.lit(zone))
     return value.try_cast(target)
 
 

@@ -36,7 +36,7 @@ RESERVED_PREFIX = "_"
 LINEAGE_COLUMNS = ("_ingested_at", "_batch_id", "_source", "_source_file", "_source_query", "_rescued")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_OFFSET = re.compile(r"^[+-](0\d|1[0-8]):[0-5]\d$")
+_OFFSET = re.compile(r"^[+-]((0\d|1[0-7]):[0-5]\d|18:00)$")  # java.time's range: -18:00 to +18:00
 
 
 class ContractColumn(StrictModel):
@@ -107,12 +107,11 @@ class Source(StrictModel):
                 raise ValueError(f"identifiers.{column}: not a contract column")
             if not _NAME.match(id_type):
                 raise ValueError(f"identifiers.{column}: id type {id_type!r} must be lower_snake_case")
+        if len([k for k in self.options if k.lower() == "timezone"]) > 1:
+            raise ValueError("options: timeZone given more than once (option names ignore case)")
         zone = self.time_zone
-        if zone is not None and not _OFFSET.match(zone):
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"options.timeZone {zone!r}: not an IANA time zone or a +hh:mm offset") from None
+        if zone is not None and not _OFFSET.match(zone) and not _iana_zone(zone):
+            raise ValueError(f"options.timeZone {zone!r}: not an IANA time zone or a quoted '+hh:mm' offset")
         return self
 
     @property
@@ -131,6 +130,18 @@ class Source(StrictModel):
     @property
     def lineage_column(self) -> str:
         return "_source_query" if self.format == "jdbc" else "_source_file"
+
+
+def _iana_zone(name: str) -> bool:
+    """A region zone both Python and Java know. (Python's tz database also holds aliases such as
+    ``posix/...``, ``right/...`` and ``localtime`` that java.time rejects: a run would fail mid-way.)"""
+    if name.startswith(("posix/", "right/")) or name in ("localtime", "posixrules", "Factory"):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 class SourcesConfig(StrictModel):

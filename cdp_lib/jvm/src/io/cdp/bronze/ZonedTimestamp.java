@@ -22,20 +22,24 @@ import scala.Option;
 public final class ZonedTimestamp implements UDF2<String, String, Instant> {
     private static final long serialVersionUID = 1L;
 
-    // The zone is a literal per column: resolved once per task, not per row.
-    private transient String lastZone;
-    private transient ZoneId lastZoneId;
+    /** A zone's name and what it resolves to, immutable: one reference swap, safe when threads share the UDF. */
+    private record Zone(String name, ZoneId id) implements java.io.Serializable {
+    }
+
+    // The zone is a literal per column: resolved once, not per row.
+    private transient volatile Zone last;
 
     @Override
     public Instant call(String text, String zone) {
         if (text == null || zone == null) {
             return null;
         }
-        if (!zone.equals(lastZone)) {
-            lastZoneId = DateTimeUtils$.MODULE$.getZoneId(zone);
-            lastZone = zone;
+        Zone z = last;
+        if (z == null || !z.name().equals(zone)) {
+            z = new Zone(zone, DateTimeUtils$.MODULE$.getZoneId(zone));
+            last = z;
         }
-        Option<Object> micros = DateTimeUtils$.MODULE$.stringToTimestamp(UTF8String.fromString(text), lastZoneId);
+        Option<Object> micros = DateTimeUtils$.MODULE$.stringToTimestamp(UTF8String.fromString(text), z.id());
         if (micros.isEmpty()) {
             return null;
         }
