@@ -22,6 +22,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,6 +36,7 @@ __all__ = [
     "S3Settings",
     "Settings",
     "default_conf_dir",
+    "iana_zone",
     "read_yaml",
     "load_model",
     "load_settings",
@@ -89,6 +91,19 @@ class Settings(StrictModel):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     lakehouse: LakehouseSettings
     s3: S3Settings = Field(default_factory=S3Settings)
+
+
+def iana_zone(name: str) -> bool:
+    """A region zone both Python and Java know, for config checks. (Python's tz database also holds
+    aliases such as ``posix/...``, ``right/...`` and ``localtime`` that java.time rejects: a run
+    would fail mid-way.)"""
+    if name.startswith(("posix/", "right/")) or name in ("localtime", "posixrules", "Factory"):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def join_path(root: str, *parts: str) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from cdp_lib.config import StrictModel, default_conf_dir, join_path, load_model
+from cdp_lib.config import StrictModel, default_conf_dir, iana_zone, join_path, load_model
 from cdp_lib.errors import ConfigError
 
 __all__ = [
@@ -110,7 +109,7 @@ class Source(StrictModel):
         if len([k for k in self.options if k.lower() == "timezone"]) > 1:
             raise ValueError("options: timeZone given more than once (option names ignore case)")
         zone = self.time_zone
-        if zone is not None and not _OFFSET.match(zone) and not _iana_zone(zone):
+        if zone is not None and not _OFFSET.match(zone) and not iana_zone(zone):
             raise ValueError(f"options.timeZone {zone!r}: not an IANA time zone or a quoted '+hh:mm' offset")
         return self
 
@@ -130,18 +129,6 @@ class Source(StrictModel):
     @property
     def lineage_column(self) -> str:
         return "_source_query" if self.format == "jdbc" else "_source_file"
-
-
-def _iana_zone(name: str) -> bool:
-    """A region zone both Python and Java know. (Python's tz database also holds aliases such as
-    ``posix/...``, ``right/...`` and ``localtime`` that java.time rejects: a run would fail mid-way.)"""
-    if name.startswith(("posix/", "right/")) or name in ("localtime", "posixrules", "Factory"):
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 class SourcesConfig(StrictModel):

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import Field, model_validator
 from pyspark.sql import types as T
 
-from cdp_lib.config import StrictModel, load_model
+from cdp_lib.config import StrictModel, iana_zone, load_model
 
 __all__ = [
     "NORMALIZER_TYPES",
@@ -102,10 +101,8 @@ class SourceSpec(StrictModel):
 
     @model_validator(mode="after")
     def _semantics(self) -> SourceSpec:
-        try:
-            ZoneInfo(self.default_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"default_timezone {self.default_timezone!r} is not an IANA time zone") from None
+        if not iana_zone(self.default_timezone):
+            raise ValueError(f"default_timezone {self.default_timezone!r} is not an IANA time zone")
         if self.default_region and self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"default_region {self.default_region!r} is not an ISO-2 region")
         return self
