@@ -9,6 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import GiantComponentError
+from cdp_lib.identity import builder
 from cdp_lib.identity.config import IdentityConfig, ProbabilisticSettings
 from cdp_lib.identity.explain import explain_identifier
 from cdp_lib.identity.probabilistic import comparison_levels, estimate_u, probabilistic_edges
@@ -176,8 +177,8 @@ def _with_probabilistic(cfg: IdentityConfig) -> IdentityConfig:
     return IdentityConfig.model_validate(data)
 
 
-def test_incremental_run_equals_full_run(spark, settings, fresh_dir):
-    """Three days, each resolved incrementally (the last run's graph grown by the day's changes)
+def test_incremental_run_equals_full_run(spark, settings, fresh_dir, monkeypatch):
+    """Four days, each resolved incrementally (the last run's graph grown by the day's changes)
     and from every row against the same previous map: every published table must be the same."""
     cfg = _with_probabilistic(identity_config())
     c8 = next(r for r in contacts_rows() if r[0] == "C8")
@@ -203,15 +204,29 @@ def test_incremental_run_equals_full_run(spark, settings, fresh_dir):
                 ("alias", "C2", None, "anon3", T0.replace(day=2), "m6")]),  # the second input of the table
         # contacts unchanged (reused), one event appended
         (None, [("identify", "C11", "anon7", None, T0.replace(day=3), "m7")]),
+        # events updated in place (both inputs of the table), beside an insert:
+        (None, [("identify", "C4", "anon11", None, T0.replace(day=4), "m8")], [
+            # C7's cookie corrected: the edge C7-anon9 goes (anon9 stays a vertex, by m2), C7-anon10 comes
+            "update {events} set anonymous_id = 'anon10' where _record_key = 'm4'",
+            # C1 seen with anon1 once more on day 2: that edge keeps its first record only
+            "delete from {events} where _record_key = 'm5'",
+            # the alias now names C3: anon3 moves from C2's customer to C3's
+            "update {events} set user_id = 'C3' where _record_key = 'm6'",
+        ]),
     ]
     lh = lakehouse_at(spark, settings, fresh_dir)
-    modes = []
-    for day, (contacts, events) in enumerate(days):
+    modes, share = [], builder.UPDATE_SHARE
+    for day, (contacts, events, *statements) in enumerate(days):
         if contacts is not None:
             tables(spark, contacts)["contacts"].write.format("delta").mode("overwrite").save(
                 lh.path("silver", "contacts"))
-        spark.createDataFrame(events, EVENTS_SCHEMA).write.format("delta").mode(
-            "append" if day else "overwrite").save(lh.path("silver", "events"))
+        if events is not None:
+            spark.createDataFrame(events, EVENTS_SCHEMA).write.format("delta").mode(
+                "append" if day else "overwrite").save(lh.path("silver", "events"))
+        for statement in statements[0] if statements else []:
+            spark.sql(statement.format(events=f"delta.`{lh.path('silver', 'events')}`"))
+        # on this tiny table the day's 3 changed rows are 3 in 8; at scale a day changes far fewer
+        monkeypatch.setattr(builder, "UPDATE_SHARE", 0.5 if day == 3 else share)
         before = lh.read("gold", "identity_map").localCheckpoint() if day else None
         out = run_resolve(spark, lh, cfg, run_id=f"day{day}", incremental=True)
         modes.append(out.get("inputs"))
@@ -232,13 +247,24 @@ def test_incremental_run_equals_full_run(spark, settings, fresh_dir):
                            ignore_nullable=True)
         graph.release()
     assert modes == [None, {"contacts": "rebuild", "events": "insert", "aliases": "insert"},
-                     {"contacts": "same", "events": "insert", "aliases": "insert"}]
+                     {"contacts": "same", "events": "insert", "aliases": "insert"},
+                     {"contacts": "same", "events": "update", "aliases": "update"}]
     # the scenarios happened: the de-junked email merges, the tier scored an edge
     final = lh.read("gold", "identity_map").where("id_type = 'crm_id'")
     comp = {r.id_value: r.customer_id for r in final.collect()}
     assert comp["C3"] == comp["C4"] == comp["C5"]
     assert comp["C11"] == comp["C9"]  # by a scored edge (C11 shares no identifier with anyone)
+    anon = {r.id_value: r.customer_id
+            for r in lh.read("gold", "identity_map").where("id_type = 'anonymous_id'").collect()}
+    assert anon["anon3"] == comp["C3"] != comp["C2"] and anon["anon10"] == comp["C7"] != anon["anon9"]
     assert lh.read("silver", "identity_edges").where("rule = 'probabilistic' and status = 'kept'").count() > 0
+    # a table rewritten whole (every row deleted and inserted again) is rebuilt, not updated in place
+    events, version = lh.path("silver", "events"), lh.version("silver", "events")
+    spark.sql(f"insert overwrite delta.`{events}` select * from delta.`{events}`")
+    cached = []
+    assert builder._change_kind(lh, "silver.events", version, version + 1, cached)[0] == "rebuild"
+    for df in cached:
+        df.unpersist()
 
 
 def test_explain_gives_shortest_chains(spark, resolved):

@@ -12,8 +12,14 @@ Per input, from the Delta Change Data Feed of its table since that version:
 - only inserts (new events, new orders): the new rows' records become edges and parts, combined
   with the stored ones (every aggregate of :func:`graph.dedupe_edges` and :func:`graph.vertex_parts`
   is a min, max or sum of partial aggregates, so the result is what a full build gives);
-- anything else (a CRM row replaced, a row deleted, a table overwritten): the input is rebuilt
-  from its table, and what differs from its stored share is what it touched.
+- rows updated or deleted too (a CRM row replaced, an order corrected), up to :data:`UPDATE_SHARE`
+  of the table: the identifiers of the changed rows, before and after (the feed's pre- and
+  post-images), are *retracted*: every edge with an end among them and every vertex part of one is
+  recomputed from the table's current records that carry one of them (every record behind such an
+  edge or part carries one), and the changed rows' records are replaced; the input's other edges,
+  parts and records are reused. So a day of corrections costs a scan of the input, not a rebuild;
+- anything else (a table overwritten, a change feed that cannot be read, most of the rows changed):
+  the input is rebuilt from its table, and what differs from its stored share is what it touched.
 
 The probabilistic tier compares records across its inputs: when any of them changed, all of them
 are rebuilt and the scored edges recomputed; otherwise the stored scored edges are reused.
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cdp_lib.identity.clustering import symmetric_difference
@@ -45,7 +51,7 @@ from cdp_lib.identity.graph import (
     vertex_parts,
 )
 from cdp_lib.identity.probabilistic import probabilistic_edges
-from cdp_lib.identity.records import to_records
+from cdp_lib.identity.records import id_col, to_records
 from cdp_lib.lakehouse import split_table_name
 
 __all__ = ["IdentityGraph", "PreviousGraph", "build_graph", "build_graph_incremental", "RECORD_COLUMNS"]
@@ -56,6 +62,12 @@ RECORD_COLUMNS = ["source", "record_key", "key_type", "key_value"]
 _EDGE_SIG = ["id_type_a", "id_value_a", "id_type_b", "id_value_b", "rule", "source", "priority", "score",
              "n_records"]
 _CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
+# An input whose updated and deleted rows since the last run are at most this share of its rows is
+# updated in place (module docstring); more (a table overwritten), and it is rebuilt.
+UPDATE_SHARE = 0.25
+# ... and at most this many distinct identifiers and record keys among the changed rows: they are
+# broadcast to every task that scans the input.
+UPDATE_MAX_KEYS = 1_000_000
 
 
 @dataclass
@@ -67,8 +79,11 @@ class IdentityGraph:
     parts: DataFrame | None = None  # source, id_type, id_value, first_seen, last_seen, cvals
     # Incremental builds: identifiers (id_type, id_value) whose edges or vertex parts changed.
     touched: DataFrame | None = None
-    # Incremental builds: the records of inputs appended to (the new rows) or rebuilt (all of them).
+    # Incremental builds: the records of inputs appended to (the new rows) or rebuilt (all of them),
+    # and of inputs updated in place (the changed rows' records as they are now).
     changed_records: DataFrame | None = None
+    # Incremental builds: stored records of inputs updated in place that the changed rows replaced.
+    retracted_records: DataFrame | None = None
     cached: list = field(default_factory=list)  # persisted inputs, released by :meth:`release`
 
     def release(self) -> None:
@@ -129,7 +144,8 @@ def build_graph(tables: dict[str, DataFrame], cfg: IdentityConfig, probabilistic
 
 
 def _change_kind(lakehouse, table: str, since: int | None, until: int, cached: list) -> tuple[str, DataFrame | None]:
-    """``same``, ``insert`` (with the inserted rows) or ``rebuild`` for one input table."""
+    """``same``, ``insert`` (with the inserted rows), ``update`` (with every row of the feed: inserts,
+    pre- and post-images, deletes) or ``rebuild`` for one input table."""
     if since == until:
         return "same", None
     if since is None or since > until:
@@ -143,9 +159,77 @@ def _change_kind(lakehouse, table: str, since: int | None, until: int, cached: l
         return "rebuild", None
     feed = feed.persist(StorageLevel.DISK_ONLY)
     cached.append(feed)
-    if feed.where(F.col("_change_type") != "insert").take(1):
+    # update pre-images and deletes: the rows as they were (post-images are counted by their pre-image)
+    retracted = feed.where(F.col("_change_type").isin("update_preimage", "delete")).count()
+    if not retracted:
+        return "insert", feed.drop(*_CDF_COLUMNS)
+    rows = lakehouse.read(*split_table_name(table), until).count()  # from the commit statistics
+    if retracted > UPDATE_SHARE * rows:
         return "rebuild", None
-    return "insert", feed.drop(*_CDF_COLUMNS)
+    return "update", feed.drop(*_CDF_COLUMNS)
+
+
+def _hits(df: DataFrame, pairs: list[tuple[str, str]], ids: DataFrame) -> tuple[DataFrame, Column]:
+    """``df`` with a flag column per (id_type, column) pair: whether its value is one of ``ids``
+    (distinct, small: broadcast lookups, so no row is repeated); and a column true when any is."""
+    flags = []
+    for i, (id_type, column) in enumerate(pairs):
+        flag = f"_hit{i}"
+        wanted = ids.where(F.col("id_type") == id_type).select(F.col("id_value").alias(flag))
+        df = df.join(F.broadcast(wanted), F.col(column) == F.col(flag), "left")
+        flags.append(flag)
+    return df, reduce(lambda a, b: a | b, [F.col(f).isNotNull() for f in flags], F.lit(False))
+
+
+def _touching(edges: DataFrame, ids: DataFrame, touching: bool = True) -> DataFrame:
+    """The edges with an end among ``ids`` (or, with ``touching=False``, those with none)."""
+    cols = edges.columns
+    out, hit = edges, F.lit(False)
+    for side in ("a", "b"):
+        flag = f"_end_{side}"
+        wanted = ids.select(F.col("id_type").alias(f"{flag}_t"), F.col("id_value").alias(f"{flag}_v"),
+                            F.lit(True).alias(flag))
+        out = out.join(F.broadcast(wanted), (F.col(f"id_type_{side}") == F.col(f"{flag}_t"))
+                       & (F.col(f"id_value_{side}") == F.col(f"{flag}_v")), "left")
+        hit = hit | F.col(flag).isNotNull()
+    return out.where(hit if touching else ~hit).select(*cols)
+
+
+def _updated(
+    table: DataFrame, feed: DataFrame, inp: IdentityInput, cfg: IdentityConfig,
+    old_edges: DataFrame, old_parts: DataFrame, old_recs: DataFrame,
+) -> tuple[DataFrame, ...] | None:
+    """An input updated in place (module docstring): (records kept, records of the changed rows now,
+    stored records they replace, edges, vertex parts, identifiers touched); None when the changed
+    rows carry too many identifiers or keys to broadcast (the input is then rebuilt)."""
+    changed = to_records(feed, inp, cfg.blocklist)  # every image, before and after
+    ids = _materialize(reduce(DataFrame.unionByName, [
+        changed.where(F.col(id_col(t)).isNotNull())
+        .select(F.lit(t).alias("id_type"), F.col(id_col(t)).alias("id_value")) for t in inp.identifiers
+    ]).distinct())
+    keys = _materialize(feed.select(F.col(inp.record_key).cast("string").alias("record_key")).distinct())
+    if ids.count() > UPDATE_MAX_KEYS or keys.count() > UPDATE_MAX_KEYS:
+        log.info("identity: input %s: too many changed rows to update in place", inp.name)
+        return None
+    # The current records that carry a retracted identifier (every record behind an edge or vertex
+    # part with an end among them) or have a changed key.
+    current = to_records(table, inp, cfg.blocklist)
+    flagged, carries = _hits(current, [(t, id_col(t)) for t in inp.identifiers], ids)
+    key_hit = keys.select(F.col("record_key").alias("_key_hit"))
+    flagged = flagged.join(F.broadcast(key_hit), F.col("record_key") == F.col("_key_hit"), "left")
+    carrying = _materialize(flagged.where(carries | F.col("_key_hit").isNotNull()).select(*current.columns))
+    new_edges = _materialize(_touching(dedupe_edges(deterministic_edges(carrying, inp)), ids))
+    rows = input_vertices(carrying, inp, cfg).join(F.broadcast(ids), ["id_type", "id_value"], "left_semi")
+    new_parts = _materialize(vertex_parts(rows, inp.name))
+    old_touching = _touching(old_edges, ids)
+    old_parts_hit = old_parts.join(F.broadcast(ids), ["id_type", "id_value"], "left_semi")
+    touched = _changed_edges(new_edges, old_touching).unionByName(_changed_parts(new_parts, old_parts_hit))
+    edges = _touching(old_edges, ids, touching=False).unionByName(new_edges)
+    parts = old_parts.join(F.broadcast(ids), ["id_type", "id_value"], "left_anti").unionByName(new_parts)
+    now_recs = carrying.join(F.broadcast(keys), "record_key", "left_semi").select(*RECORD_COLUMNS)
+    was_recs = old_recs.join(F.broadcast(keys), "record_key", "left_semi")
+    kept_recs = old_recs.join(F.broadcast(keys), "record_key", "left_anti")
+    return kept_recs, now_recs, was_recs, edges, parts, touched
 
 
 def _materialize(df: DataFrame) -> DataFrame:
@@ -181,7 +265,7 @@ def build_graph_incremental(
     redo_scored = any(kinds[inp.table][0] != "same" for inp in prob_inputs)
 
     stored_edges = previous.edges.where(F.col("rule") != PROBABILISTIC_RULE).drop("status")
-    recs, edges, parts, touched, prob_recs, changed_recs = [], [], [], [], [], []
+    recs, edges, parts, touched, prob_recs, changed_recs, retracted_recs = [], [], [], [], [], [], []
     mode = {}
     for inp in cfg.inputs:
         kind, inserted = kinds[inp.table]
@@ -196,6 +280,19 @@ def build_graph_incremental(
             edges.append(old_edges)
             parts.append(old_parts)
             continue
+        if kind == "update":
+            updated = _updated(lakehouse.read(*split_table_name(inp.table), versions[inp.table]), inserted, inp, cfg,
+                               old_edges, old_parts, old_recs)
+            if updated is not None:
+                kept_recs, new_recs, gone_recs, new_edges, new_parts, touched_ids = updated
+                recs.append(kept_recs.unionByName(new_recs))
+                changed_recs.append(new_recs)
+                retracted_recs.append(gone_recs)
+                edges.append(new_edges)
+                parts.append(new_parts)
+                touched.append(touched_ids)
+                continue
+            kind = mode[inp.name] = "rebuild"
         if kind == "insert":
             r = _records(inserted, inp, cfg, cached)
             new_edges = deterministic_edges(r, inp)
@@ -236,14 +333,16 @@ def build_graph_incremental(
         touched.append(_edge_ends(old_scored))  # the tier was switched off: its edges are gone
     for name, kind in mode.items():
         log.info("identity: input %s %s", name, {"same": "unchanged", "insert": "appended to",
-                                                   "rebuild": "rebuilt"}[kind])
+                                                   "update": "updated in place", "rebuild": "rebuilt"}[kind])
     all_parts = reduce(DataFrame.unionByName, parts)
     spark = lakehouse.spark
     touched_ids = (reduce(DataFrame.unionByName, touched) if touched
                    else spark.createDataFrame([], "id_type string, id_value string")).distinct()
     changed_records = (reduce(DataFrame.unionByName, changed_recs) if changed_recs
                        else spark.createDataFrame([], ", ".join(f"{c} string" for c in RECORD_COLUMNS)))
+    retracted_records = reduce(DataFrame.unionByName, retracted_recs) if retracted_recs else None
     return IdentityGraph(
         reduce(DataFrame.unionByName, recs), merge_vertices(all_parts), reduce(DataFrame.unionByName, edges),
-        figures, parts=all_parts, touched=touched_ids, changed_records=changed_records, cached=cached,
+        figures, parts=all_parts, touched=touched_ids, changed_records=changed_records,
+        retracted_records=retracted_records, cached=cached,
     )

@@ -309,7 +309,8 @@ def run_resolve(
 
 def _publish_records(lakehouse, records: DataFrame, graph: IdentityGraph) -> None:
     """gold.identity_records: written whole by a full run; an incremental one inserts the records
-    its inputs added and deletes those a rebuilt input no longer has (one commit)."""
+    its inputs added, deletes those a rebuilt input no longer has and replaces the changed records
+    of an input updated in place (one commit)."""
     exists = lakehouse.exists("gold", "identity_records")
     if graph.changed_records is None or not exists or lakehouse.read(
             "gold", "identity_records").columns != RECORD_COLUMNS:
@@ -321,10 +322,20 @@ def _publish_records(lakehouse, records: DataFrame, graph: IdentityGraph) -> Non
         return
     rebuilt = sorted(name for name, kind in modes.items() if kind == "rebuild")
     changed = graph.changed_records.where(F.col("key_value").isNotNull()).select(*RECORD_COLUMNS)
+    ops = changed.withColumn("_op", F.lit("insert"))
+    if graph.retracted_records is not None:
+        # A changed row's record as stored and as it is now: the one is deleted, the other inserted;
+        # a record that is both (the row's key identifier did not change) stays as it is.
+        gone = graph.retracted_records.select(*RECORD_COLUMNS)
+        ops = changed.exceptAll(gone).withColumn("_op", F.lit("insert")).unionByName(
+            gone.subtract(changed).withColumn("_op", F.lit("delete")))  # distinct: one per target row
+        ops = ops.localCheckpoint()  # the stored records were read from the table merged into
+    insert = {k: f"s.{k}" for k in RECORD_COLUMNS}
     merge = (
         lakehouse.delta("gold", "identity_records").alias("t")
-        .merge(changed.alias("s"), " and ".join(f"t.{k} <=> s.{k}" for k in RECORD_COLUMNS))
-        .whenNotMatchedInsertAll()
+        .merge(ops.alias("s"), " and ".join(f"t.{k} <=> s.{k}" for k in RECORD_COLUMNS))
+        .whenMatchedDelete(condition="s._op = 'delete'")
+        .whenNotMatchedInsert(condition="s._op = 'insert'", values=insert)
     )
     if rebuilt:
         merge = merge.whenNotMatchedBySourceDelete(condition=F.col("t.source").isin(rebuilt))
