@@ -66,8 +66,8 @@ _CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 # updated in place (module docstring); more (a table overwritten), and it is rebuilt.
 UPDATE_SHARE = 0.25
 # ... and at most this many distinct identifiers and record keys among the changed rows: they are
-# broadcast to every task that scans the input.
-UPDATE_MAX_KEYS = 1_000_000
+# broadcast to every task that scans the input (several times: once per identifier type and edge end).
+UPDATE_MAX_KEYS = 200_000
 
 
 @dataclass
@@ -82,7 +82,8 @@ class IdentityGraph:
     # Incremental builds: the records of inputs appended to (the new rows) or rebuilt (all of them),
     # and of inputs updated in place (the changed rows' records as they are now).
     changed_records: DataFrame | None = None
-    # Incremental builds: stored records of inputs updated in place that the changed rows replaced.
+    # Incremental builds: the stored records of the changed rows of inputs updated in place (the
+    # records as they were; those still current are in changed_records too).
     retracted_records: DataFrame | None = None
     cached: list = field(default_factory=list)  # persisted inputs, released by :meth:`release`
 
@@ -163,7 +164,7 @@ def _change_kind(lakehouse, table: str, since: int | None, until: int, cached: l
     retracted = feed.where(F.col("_change_type").isin("update_preimage", "delete")).count()
     if not retracted:
         return "insert", feed.drop(*_CDF_COLUMNS)
-    rows = lakehouse.read(*split_table_name(table), until).count()  # from the commit statistics
+    rows = lakehouse.read(*split_table_name(table), until).count()  # Delta answers from its file statistics
     if retracted > UPDATE_SHARE * rows:
         return "rebuild", None
     return "update", feed.drop(*_CDF_COLUMNS)
@@ -181,8 +182,8 @@ def _hits(df: DataFrame, pairs: list[tuple[str, str]], ids: DataFrame) -> tuple[
     return df, reduce(lambda a, b: a | b, [F.col(f).isNotNull() for f in flags], F.lit(False))
 
 
-def _touching(edges: DataFrame, ids: DataFrame, touching: bool = True) -> DataFrame:
-    """The edges with an end among ``ids`` (or, with ``touching=False``, those with none)."""
+def _edges_at(edges: DataFrame, ids: DataFrame, at: bool = True) -> DataFrame:
+    """The edges with an end among ``ids``; with ``at=False``, the edges with neither end among them."""
     cols = edges.columns
     out, hit = edges, F.lit(False)
     for side in ("a", "b"):
@@ -192,7 +193,7 @@ def _touching(edges: DataFrame, ids: DataFrame, touching: bool = True) -> DataFr
         out = out.join(F.broadcast(wanted), (F.col(f"id_type_{side}") == F.col(f"{flag}_t"))
                        & (F.col(f"id_value_{side}") == F.col(f"{flag}_v")), "left")
         hit = hit | F.col(flag).isNotNull()
-    return out.where(hit if touching else ~hit).select(*cols)
+    return out.where(hit if at else ~hit).select(*cols)
 
 
 def _updated(
@@ -201,7 +202,9 @@ def _updated(
 ) -> tuple[DataFrame, ...] | None:
     """An input updated in place (module docstring): (records kept, records of the changed rows now,
     stored records they replace, edges, vertex parts, identifiers touched); None when the changed
-    rows carry too many identifiers or keys to broadcast (the input is then rebuilt)."""
+    rows carry too many identifiers or keys to broadcast, or a changed row's record key is null or
+    not unique (records are replaced by key): the input is then rebuilt."""
+    validate_columns(inp, table.columns)
     changed = to_records(feed, inp, cfg.blocklist)  # every image, before and after
     ids = _materialize(reduce(DataFrame.unionByName, [
         changed.where(F.col(id_col(t)).isNotNull())
@@ -211,6 +214,9 @@ def _updated(
     if ids.count() > UPDATE_MAX_KEYS or keys.count() > UPDATE_MAX_KEYS:
         log.info("identity: input %s: too many changed rows to update in place", inp.name)
         return None
+    if keys.where(F.col("record_key").isNull()).take(1):
+        log.info("identity: input %s: a changed row has no record key", inp.name)
+        return None
     # The current records that carry a retracted identifier (every record behind an edge or vertex
     # part with an end among them) or have a changed key.
     current = to_records(table, inp, cfg.blocklist)
@@ -218,16 +224,19 @@ def _updated(
     key_hit = keys.select(F.col("record_key").alias("_key_hit"))
     flagged = flagged.join(F.broadcast(key_hit), F.col("record_key") == F.col("_key_hit"), "left")
     carrying = _materialize(flagged.where(carries | F.col("_key_hit").isNotNull()).select(*current.columns))
-    new_edges = _materialize(_touching(dedupe_edges(deterministic_edges(carrying, inp)), ids))
+    new_edges = _materialize(_edges_at(dedupe_edges(deterministic_edges(carrying, inp)), ids))
     rows = input_vertices(carrying, inp, cfg).join(F.broadcast(ids), ["id_type", "id_value"], "left_semi")
     new_parts = _materialize(vertex_parts(rows, inp.name))
-    old_touching = _touching(old_edges, ids)
+    old_touching = _edges_at(old_edges, ids)
     old_parts_hit = old_parts.join(F.broadcast(ids), ["id_type", "id_value"], "left_semi")
     touched = _changed_edges(new_edges, old_touching).unionByName(_changed_parts(new_parts, old_parts_hit))
-    edges = _touching(old_edges, ids, touching=False).unionByName(new_edges)
+    edges = _edges_at(old_edges, ids, at=False).unionByName(new_edges)
     parts = old_parts.join(F.broadcast(ids), ["id_type", "id_value"], "left_anti").unionByName(new_parts)
-    now_recs = carrying.join(F.broadcast(keys), "record_key", "left_semi").select(*RECORD_COLUMNS)
-    was_recs = old_recs.join(F.broadcast(keys), "record_key", "left_semi")
+    now_recs = _materialize(carrying.join(F.broadcast(keys), "record_key", "left_semi").select(*RECORD_COLUMNS))
+    was_recs = _materialize(old_recs.join(F.broadcast(keys), "record_key", "left_semi"))
+    if any(df.groupBy("record_key").count().where("count > 1").take(1) for df in (now_recs, was_recs)):
+        log.info("identity: input %s: a changed row's record key is not unique", inp.name)
+        return None
     kept_recs = old_recs.join(F.broadcast(keys), "record_key", "left_anti")
     return kept_recs, now_recs, was_recs, edges, parts, touched
 
@@ -268,7 +277,7 @@ def build_graph_incremental(
     recs, edges, parts, touched, prob_recs, changed_recs, retracted_recs = [], [], [], [], [], [], []
     mode = {}
     for inp in cfg.inputs:
-        kind, inserted = kinds[inp.table]
+        kind, feed = kinds[inp.table]
         if redo_scored and inp.probabilistic:
             kind = "rebuild"  # the scored edges compare this input's records with every other's
         mode[inp.name] = kind
@@ -281,7 +290,7 @@ def build_graph_incremental(
             parts.append(old_parts)
             continue
         if kind == "update":
-            updated = _updated(lakehouse.read(*split_table_name(inp.table), versions[inp.table]), inserted, inp, cfg,
+            updated = _updated(lakehouse.read(*split_table_name(inp.table), versions[inp.table]), feed, inp, cfg,
                                old_edges, old_parts, old_recs)
             if updated is not None:
                 kept_recs, new_recs, gone_recs, new_edges, new_parts, touched_ids = updated
@@ -294,7 +303,7 @@ def build_graph_incremental(
                 continue
             kind = mode[inp.name] = "rebuild"
         if kind == "insert":
-            r = _records(inserted, inp, cfg, cached)
+            r = _records(feed, inp, cfg, cached)
             new_edges = deterministic_edges(r, inp)
             new_rows = input_vertices(r, inp, cfg)
             new_recs = r.select(*RECORD_COLUMNS).where(F.col("key_value").isNotNull())

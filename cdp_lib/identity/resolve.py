@@ -322,21 +322,23 @@ def _publish_records(lakehouse, records: DataFrame, graph: IdentityGraph) -> Non
         return
     rebuilt = sorted(name for name, kind in modes.items() if kind == "rebuild")
     changed = graph.changed_records.where(F.col("key_value").isNotNull()).select(*RECORD_COLUMNS)
-    ops = changed.withColumn("_op", F.lit("insert"))
-    if graph.retracted_records is not None:
+    target = lakehouse.delta("gold", "identity_records").alias("t")
+    on = " and ".join(f"t.{k} <=> s.{k}" for k in RECORD_COLUMNS)
+    updated = sorted(name for name, kind in modes.items() if kind == "update")
+    if graph.retracted_records is None or not updated:
+        merge = target.merge(changed.alias("s"), on).whenNotMatchedInsertAll()  # insert-only: one pass
+    else:
         # A changed row's record as stored and as it is now: the one is deleted, the other inserted;
-        # a record that is both (the row's key identifier did not change) stays as it is.
-        gone = graph.retracted_records.select(*RECORD_COLUMNS)
-        ops = changed.exceptAll(gone).withColumn("_op", F.lit("insert")).unionByName(
-            gone.subtract(changed).withColumn("_op", F.lit("delete")))  # distinct: one per target row
-        ops = ops.localCheckpoint()  # the stored records were read from the table merged into
-    insert = {k: f"s.{k}" for k in RECORD_COLUMNS}
-    merge = (
-        lakehouse.delta("gold", "identity_records").alias("t")
-        .merge(ops.alias("s"), " and ".join(f"t.{k} <=> s.{k}" for k in RECORD_COLUMNS))
-        .whenMatchedDelete(condition="s._op = 'delete'")
-        .whenNotMatchedInsert(condition="s._op = 'insert'", values=insert)
-    )
+        # a record that is both (the row's key identifier did not change) stays as it is. Record keys
+        # of the changed rows are unique (else the input was rebuilt), and the other inputs' records
+        # are made distinct: at most one source row per target row, as Delta requires.
+        in_updated = F.col("source").isin(updated)
+        now, gone = changed.where(in_updated), graph.retracted_records.select(*RECORD_COLUMNS)
+        ops = (changed.where(~in_updated).distinct().unionByName(now.exceptAll(gone))
+               .withColumn("_op", F.lit("insert"))
+               .unionByName(gone.exceptAll(now).withColumn("_op", F.lit("delete"))))
+        merge = (target.merge(ops.alias("s"), on).whenMatchedDelete(condition="s._op = 'delete'")
+                 .whenNotMatchedInsert(condition="s._op = 'insert'", values={k: f"s.{k}" for k in RECORD_COLUMNS}))
     if rebuilt:
         merge = merge.whenNotMatchedBySourceDelete(condition=F.col("t.source").isin(rebuilt))
     merge.execute()
