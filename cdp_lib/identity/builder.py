@@ -211,10 +211,11 @@ def _updated(
         .select(F.lit(t).alias("id_type"), F.col(id_col(t)).alias("id_value")) for t in inp.identifiers
     ]).distinct())
     keys = _materialize(feed.select(F.col(inp.record_key).cast("string").alias("record_key")).distinct())
-    if ids.count() > UPDATE_MAX_KEYS or keys.count() > UPDATE_MAX_KEYS:
+    n_keys, n_null = keys.agg(F.count(F.lit(1)), F.count_if(F.col("record_key").isNull())).first()
+    if n_keys > UPDATE_MAX_KEYS or ids.count() > UPDATE_MAX_KEYS:
         log.info("identity: input %s: too many changed rows to update in place", inp.name)
         return None
-    if keys.where(F.col("record_key").isNull()).take(1):
+    if n_null:
         log.info("identity: input %s: a changed row has no record key", inp.name)
         return None
     # The current records that carry a retracted identifier (every record behind an edge or vertex
@@ -234,7 +235,8 @@ def _updated(
     parts = old_parts.join(F.broadcast(ids), ["id_type", "id_value"], "left_anti").unionByName(new_parts)
     now_recs = _materialize(carrying.join(F.broadcast(keys), "record_key", "left_semi").select(*RECORD_COLUMNS))
     was_recs = _materialize(old_recs.join(F.broadcast(keys), "record_key", "left_semi"))
-    if any(df.groupBy("record_key").count().where("count > 1").take(1) for df in (now_recs, was_recs)):
+    tagged = now_recs.withColumn("_was", F.lit(False)).unionByName(was_recs.withColumn("_was", F.lit(True)))
+    if tagged.groupBy("_was", "record_key").count().where("count > 1").take(1):  # one job for both
         log.info("identity: input %s: a changed row's record key is not unique", inp.name)
         return None
     kept_recs = old_recs.join(F.broadcast(keys), "record_key", "left_anti")

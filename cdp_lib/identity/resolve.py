@@ -325,7 +325,7 @@ def _publish_records(lakehouse, records: DataFrame, graph: IdentityGraph) -> Non
     target = lakehouse.delta("gold", "identity_records").alias("t")
     on = " and ".join(f"t.{k} <=> s.{k}" for k in RECORD_COLUMNS)
     updated = sorted(name for name, kind in modes.items() if kind == "update")
-    if graph.retracted_records is None or not updated:
+    if not updated:  # (graph.retracted_records is set exactly when an input was updated in place)
         merge = target.merge(changed.alias("s"), on).whenNotMatchedInsertAll()  # insert-only: one pass
     else:
         # A changed row's record as stored and as it is now: the one is deleted, the other inserted;
