@@ -88,7 +88,8 @@ class Lakehouse:
         )
 
     def sync(self, df: DataFrame, layer: str, table: str, keys: list[str],
-             scope: Callable[[DataFrame], DataFrame] | None = None, compare: list[str] | None = None) -> int:
+             scope: Callable[[DataFrame], DataFrame] | None = None, compare: list[str] | None = None,
+             properties: dict[str, str] | None = None) -> int:
         """Make the table hold exactly ``df``'s rows (unique on ``keys``); returns rows changed.
 
         A first run writes the table. Later runs compare ``df`` with the table and MERGE only
@@ -102,7 +103,9 @@ class Lakehouse:
         table's rows; ``df`` holds the new rows of that scope only): rows outside it are neither
         compared nor touched. ``compare``: the columns that decide whether a row changed (default:
         every column but the keys), e.g. a content hash: a row whose hash is the same keeps its
-        other columns (say, the run that last changed it) as they are.
+        other columns (say, the run that last changed it) as they are. ``properties``: Delta table
+        properties the table must have (:meth:`set_properties`), set before the MERGE (say, deletion
+        vectors, so that it rewrites no unchanged row) and on a table this call writes whole.
         """
         from pyspark.sql import functions as F
 
@@ -117,7 +120,11 @@ class Lakehouse:
                                    "scoped sync cannot rewrite it (run a full rebuild)")
                 log.info("%s.%s: columns changed; table rewritten", layer, table)
             df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
+            if properties:
+                self.set_properties(layer, table, properties)
             return self.read(layer, table).count()  # from the commit's statistics, not recomputing df
+        if properties:
+            self.set_properties(layer, table, properties)
         values = [c for c in df.columns if c not in keys]
         compared = values if compare is None else compare
         new = df.select(*keys, *[F.col(c).alias(f"_n_{c}") for c in values], F.lit(True).alias("_in_new"))
@@ -148,6 +155,44 @@ class Lakehouse:
             .execute()
         )
         return n
+
+    def set_properties(self, layer: str, table: str, properties: dict[str, str]) -> bool:
+        """Give the table the Delta ``properties`` it lacks (one ALTER TABLE commit); False when it has them all.
+
+        Enabling a feature such as deletion vectors upgrades the table's protocol for good: readers
+        older than the feature (Delta < 2.3 for deletion vectors) can no longer read it.
+        """
+        have = self.delta(layer, table).detail().select("properties").first()[0] or {}
+        missing = {k: str(v) for k, v in properties.items() if have.get(k) != str(v)}
+        if not missing:
+            return False
+        settings = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(missing.items()))
+        path = self.path(layer, table).replace("`", "``")
+        self.spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({settings})")
+        log.info("%s.%s: table properties set: %s", layer, table, settings)
+        return True
+
+    def compact(self, layer: str, table: str, every: int) -> bool:
+        """OPTIMIZE the table once ``every`` MERGE, UPDATE or DELETE commits followed its last rewrite.
+
+        Each such commit adds a few small files and, with deletion vectors, leaves the rows it
+        replaced in the old files, marked deleted: readers list more files and read rows they then
+        drop. Compaction rewrites the table's files without the deleted rows, with no change of data
+        (its commit is not in the change feed). Returns whether it compacted; ``every`` 0: never.
+        """
+        if every <= 0:
+            return False
+        since = 0
+        for row in self.delta(layer, table).history(2 * every + 2).select("operation").collect():
+            if row.operation in ("MERGE", "UPDATE", "DELETE"):
+                since += 1
+            elif row.operation not in ("SET TBLPROPERTIES", "ALTER TABLE SET TBLPROPERTIES"):
+                break  # a compaction, or a write of the whole table
+        if since < every:
+            return False
+        self.delta(layer, table).optimize().executeCompaction()
+        log.info("%s.%s: compacted after %d merges", layer, table, since)
+        return True
 
     def append_once(self, df: DataFrame, layer: str, table: str, app_id: str, version: int) -> bool:
         """Append ``df`` to ``layer.table`` unless the writer ``app_id`` already committed its

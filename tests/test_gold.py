@@ -417,6 +417,54 @@ def test_a_row_updated_to_another_customer_recomputes_both(spark, gold_built):
     assert_df_equality(incremental, full, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 
+def _last_commit(lh):
+    return lh.delta("gold", "customer_profile").history(1).select("version", "operation", "operationMetrics").first()
+
+
+def test_incremental_merges_mark_replaced_profiles_deleted_and_are_compacted_in_time(spark, gold_built):
+    # Deletion vectors: a MERGE writes the changed profiles only and marks the rows they replace
+    # deleted, instead of rewriting every profile in their files; every second merge is compacted.
+    lh, cfg, traits, _ = gold_built  # built g1 as of 2026-03-05
+    cfg = cfg.model_copy(update={"compact_every": 2})
+
+    def same(table, full):  # an unchanged profile keeps the as-of time of the build that last changed it
+        assert_df_equality(table.drop("as_of"), full.drop("as_of"), ignore_row_order=True, ignore_column_order=True,
+                           ignore_nullable=True)
+
+    detail = lh.delta("gold", "customer_profile").detail().select("properties").first()[0]
+    assert detail["delta.enableDeletionVectors"] == "true"  # set when the first build wrote the table
+    ticket = "T3", None, "bob@y.com", None, 5, t("2026-03-04 09:00:00")  # changes no population-wide score
+    write(spark, lh, "silver", "support_tickets", [ticket], TICKETS, mode="append")
+    summary = build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 01:00:00"))
+    assert (summary["mode"], summary["rows_changed"], summary["compacted"]) == ("incremental", 1, False)
+    merge = _last_commit(lh)
+    assert merge.operation == "MERGE" and int(merge.operationMetrics["numTargetDeletionVectorsAdded"]) == 1
+    assert merge.operationMetrics["numTargetRowsCopied"] == "0"
+    full = _full_rebuild(spark, lh, cfg, traits, t("2026-03-05 01:00:00"))
+    same(_comparable(lh), full)
+    # the second merge since the table was written: compacted (a commit with no change of data)
+    order = "o7", "store", "C1", None, None, None, t("2026-03-05 01:30:00"), Decimal("15.00"), "placed"
+    write(spark, lh, "silver", "orders", [order], ORDERS, mode="append")
+    summary = build_gold(spark, lh, cfg, traits, "g3", as_of=t("2026-03-05 02:00:00"))
+    assert (summary["rows_changed"], summary["compacted"]) == (1, True)
+    optimize = _last_commit(lh)
+    assert optimize.operation == "OPTIMIZE" and optimize.version == merge.version + 2
+    assert lh.delta("gold", "customer_profile").detail().select("numFiles").first()[0] == 1
+    profiles = {r.customer_id: r for r in _comparable(lh).collect()}
+    assert (profiles["cus_1"].order_count, profiles["cus_2"].support_ticket_count) == (3, 3)
+    merged = lh.read("gold", "customer_profile", version=merge.version + 1)  # compaction changed no row
+    assert_df_equality(lh.read("gold", "customer_profile"), merged, ignore_row_order=True)
+    # the change feed carries the merge's changes, none of the compaction's rewrite
+    feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", merge.version + 1)
+            .load(lh.path("gold", "customer_profile")))
+    assert sorted((r.customer_id, r._change_type, r._commit_version) for r in feed.collect()) == [
+        ("cus_1", "update_postimage", merge.version + 1), ("cus_1", "update_preimage", merge.version + 1)]
+    # nothing new: no merge, no compaction, no commit
+    summary = build_gold(spark, lh, cfg, traits, "g4", as_of=t("2026-03-05 02:00:00"))
+    assert (summary["rows_changed"], summary["compacted"]) == (0, False)
+    assert lh.version("gold", "customer_profile") == optimize.version
+
+
 @pytest.mark.parametrize("broadcast", [True, False])
 def test_rows_attach_to_the_customer_of_their_first_mapped_identifier(spark, broadcast):
     inp = GoldInput(table="silver.events", time="ts", identifiers={"crm_id": "user_id", "email": "email"})

@@ -431,7 +431,10 @@ def build_gold(
     rows_out = final.count()
     # Only the rows whose content hash changed, the new ones and those of customers gone are merged
     # (one commit, none when nothing differs): the MERGE's source is what changed, not every profile.
-    changed = lakehouse.sync(final, "gold", "customer_profile", ["customer_id"], compare=["_profile_hash"])
+    properties = {"delta.enableDeletionVectors": "true"} if cfg.deletion_vectors else None
+    changed = lakehouse.sync(final, "gold", "customer_profile", ["customer_id"], compare=["_profile_hash"],
+                             properties=properties)
+    compacted = changed > 0 and lakehouse.compact("gold", "customer_profile", cfg.compact_every)
     lakehouse.register("gold", "customer_profile")
     state_row = [(run_id, as_of, json.dumps(versions, sort_keys=True), datetime.now(timezone.utc).replace(tzinfo=None))]
     spark.createDataFrame(state_row, STATE_SCHEMA).write.format("delta").mode("append").save(
@@ -443,4 +446,5 @@ def build_gold(
         "rows_out": rows_out,
         "customers_recomputed": recomputed if recomputed is not None else rows_out,
         "rows_changed": changed,
+        "compacted": compacted,
     }

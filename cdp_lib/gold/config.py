@@ -100,6 +100,12 @@ class GoldConfig(StrictModel):
     # Inputs are attached to customers by broadcasting the identity map to every task when the map
     # (of the customers in scope) has at most this many rows, else by shuffle joins. 0: never broadcast.
     broadcast_map_rows: int = Field(default=1_000_000, ge=0)
+    # gold.customer_profile is a Delta table with deletion vectors: an incremental build's MERGE writes
+    # the changed profiles and marks the rows they replace deleted, instead of rewriting every profile
+    # that shares a file with one. Off: the MERGE rewrites those files (Delta's default).
+    deletion_vectors: bool = True
+    # Compact the profile table (OPTIMIZE) after this many builds that merged into it; 0: never.
+    compact_every: int = Field(default=5, ge=0)
     inputs: dict[str, GoldInput]
     survivorship: list[AttributeRule]
     collect: dict[str, list[Candidate]] = Field(default_factory=dict)  # e.g. emails: all distinct values
