@@ -442,16 +442,17 @@ def test_incremental_merges_mark_replaced_profiles_deleted_and_are_compacted_in_
     assert merge.operationMetrics["numTargetRowsCopied"] == "0"
     full = _full_rebuild(spark, lh, cfg, traits, t("2026-03-05 01:00:00"))
     same(_comparable(lh), full)
-    # the second merge since the table was written: compacted (a commit with no change of data)
-    order = "o7", "store", "C1", None, None, None, t("2026-03-05 01:30:00"), Decimal("15.00"), "placed"
-    write(spark, lh, "silver", "orders", [order], ORDERS, mode="append")
+    # the second merge since the table was written: compacted (a commit with no change of data). Two
+    # lines added to ann's first order: found through the order (order lines have no identifier)
+    lines = [("o1", n, "P1", t("2026-01-15 12:00:00")) for n in (2, 3)]
+    write(spark, lh, "silver", "order_lines", lines, LINES, mode="append")
     summary = build_gold(spark, lh, cfg, traits, "g3", as_of=t("2026-03-05 02:00:00"))
     assert (summary["rows_changed"], summary["compacted"]) == (1, True)
     optimize = _last_commit(lh)
     assert optimize.operation == "OPTIMIZE" and optimize.version == merge.version + 2
     assert lh.delta("gold", "customer_profile").detail().select("numFiles").first()[0] == 1
     profiles = {r.customer_id: r for r in _comparable(lh).collect()}
-    assert (profiles["cus_1"].order_count, profiles["cus_2"].support_ticket_count) == (3, 3)
+    assert (profiles["cus_1"].favourite_category, profiles["cus_2"].support_ticket_count) == ("shoes", 3)
     merged = lh.read("gold", "customer_profile", version=merge.version + 1)  # compaction changed no row
     assert_df_equality(lh.read("gold", "customer_profile"), merged, ignore_row_order=True)
     # the change feed carries the merge's changes, none of the compaction's rewrite
