@@ -225,24 +225,6 @@ def profiles_for(
 ) -> DataFrame:
     """Profiles (without RFM / as-of-relative traits) of ``customers`` (default: all) as of ``as_of``."""
     people, frames = customer_frames(lakehouse, cfg, traits, as_of, customers)
-    return _profiles(lakehouse, cfg, traits, as_of, people, frames)
-
-
-def _only(people: DataFrame, frames: dict[str, DataFrame], customers: DataFrame, small: bool):
-    """``people`` and ``frames`` (:func:`customer_frames`) of ``customers`` (distinct ``customer_id``s) only.
-
-    A semi join keeps the frames' partitioning by customer (with ``small`` customers broadcast, no
-    exchange at all), so the profile query over them needs no shuffle, as over the whole frames.
-    """
-    wanted = F.broadcast(customers) if small else customers
-    return (people.join(wanted, "customer_id", "left_semi"),
-            {n: f.join(wanted, "customer_id", "left_semi") for n, f in frames.items()})
-
-
-def _profiles(
-    lakehouse, cfg: GoldConfig, traits: TraitsConfig, as_of: datetime, people: DataFrame, frames: dict[str, DataFrame]
-) -> DataFrame:
-    """The profiles of the customers of ``people`` from their rows in ``frames`` (:func:`customer_frames`)."""
     times = {n: i.time for n, i in cfg.inputs.items()}
     base = people.select("customer_id").distinct()
     profile = base
@@ -330,7 +312,6 @@ def _touched(
     as_of: datetime,
     prev: dict[str, int],
     now: dict[str, int],
-    frames: dict[str, DataFrame] | None = None,
 ) -> DataFrame:
     """The customers whose profile may differ from the last run's (see the module docstring).
 
@@ -338,12 +319,6 @@ def _touched(
     to the map, removed or moved, every row carrying it may change customer: to or from the identifier's
     old or new owner, or any customer of the row's other identifiers. The customers of all identifiers
     of such rows (and of the rows changed or crossing a window) are touched.
-
-    ``frames``: every customer's attached rows (:func:`customer_frames`), when built already. The rows
-    crossing a boundary or carrying a moved identifier are then looked for among them instead of in
-    the whole tables. That finds the same customers: a row that has no customer now (or is later than
-    ``as_of``) has no identifier in the map (or counts in no profile), so it names no customer either
-    way; the rows of customers that lost it are named by the change feeds.
     """
     imap = lakehouse.read(*split_table_name(cfg.identity_map))
     small = _broadcastable(cfg, imap)
@@ -358,16 +333,11 @@ def _touched(
         moved_small = _broadcastable(cfg, moved_ids)
     shifts = [timedelta(0)] + [timedelta(days=d) for d in window_bounds(traits)]
     shifts += [timedelta(hours=t.delay_hours) for t in traits.traits if t.kind == "abandoned_cart"]
-    for name, inp in cfg.inputs.items():
+    for inp in cfg.inputs.values():
         if inp.table not in now:
             continue
         changed = _changes(lakehouse, inp.table, prev.get(inp.table), now[inp.table])
         full = lakehouse.read(*split_table_name(inp.table))
-        if frames is not None:
-            if name not in frames:
-                continue  # no frame: the table does not exist (see _frames)
-            # the table's columns gold uses (all the checks below read), not the lookups' columns
-            full = frames[name].select(*[f"`{c}`" for c in frames[name].columns if c in full.columns])
         cols = full.columns
         crossing = reduce(
             lambda a, b: a | b,
@@ -385,11 +355,7 @@ def _touched(
         if inp.via is not None:
             # rows reach their customer through the owning input's current rows (which follow the map)
             owner = cfg.inputs[inp.via.input]
-            if frames is not None:
-                if inp.via.input in frames:
-                    parts.append(rows.join(_owners(frames[inp.via.input], inp.via.keys), inp.via.keys)
-                                 .select("customer_id"))
-            elif owner.table in now:
+            if owner.table in now:
                 owners = _owners(with_customer_id(lakehouse.read(*split_table_name(owner.table)), owner, imap, small),
                                  inp.via.keys)
                 parts.append(rows.join(owners, inp.via.keys).select("customer_id"))
@@ -452,21 +418,9 @@ def build_gold(
         final = full_profiles(spark, lakehouse, cfg, traits, as_of, run_id)
     else:
         prev_as_of, prev_versions = state
-        if _broadcastable(cfg, lakehouse.read(*split_table_name(cfg.identity_map))):
-            # Every row is attached once, by broadcast lookups (no shuffle), as in a full build; the
-            # touched customers are found among the attached rows and only their profiles computed.
-            people, frames = customer_frames(lakehouse, cfg, traits, as_of)
-            # materialised with its lineage cut: every frame and the profile query's joins read it
-            touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions, frames)
-            touched = touched.localCheckpoint()
-            people, frames = _only(people, frames, touched, touched.count() <= cfg.broadcast_map_rows)
-            fresh = _profiles(lakehouse, cfg, traits, as_of, people, frames)
-        else:
-            # A map too large to broadcast: only the rows with an identifier of a touched customer go
-            # through the whole map's shuffle join (see _frames).
-            touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
-            fresh = profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched)
-        fresh = checkpoint_by(fresh, "customer_id")  # as in full_profiles: _finish reads them twice
+        touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
+        # checkpointed, as in full_profiles: _finish reads them twice
+        fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched), "customer_id")
         current = lakehouse.read("gold", "customer_profile")
         live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
         kept = current.join(touched, "customer_id", "left_anti").join(live, "customer_id", "left_semi")
