@@ -23,6 +23,7 @@ from cdp_lib.errors import CdpError
 __all__ = ["LAYERS", "Lakehouse", "split_table_name"]
 
 log = logging.getLogger(__name__)
+_PROPERTY = re.compile(r"[A-Za-z0-9._-]+")
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -159,11 +160,17 @@ class Lakehouse:
     def set_properties(self, layer: str, table: str, properties: dict[str, str]) -> bool:
         """Give the table the Delta ``properties`` it lacks (one ALTER TABLE commit); False when it has them all.
 
-        Enabling a feature such as deletion vectors upgrades the table's protocol for good: readers
-        older than the feature (Delta < 2.3 for deletion vectors) can no longer read it.
+        A property asked to be ``"false"`` is taken as present when the table does not set it (Delta's
+        feature flags default to false). Enabling a feature such as deletion vectors upgrades the
+        table's protocol: readers older than the feature (Delta < 2.3 for deletion vectors) cannot
+        read it until the feature is dropped (``ALTER TABLE ... DROP FEATURE deletionVectors``).
         """
+        for k, v in properties.items():
+            if not (_PROPERTY.fullmatch(k) and _PROPERTY.fullmatch(str(v))):
+                raise CdpError(f"{layer}.{table}: table property {k!r} = {v!r}: only letters, digits, '.', '_', '-'")
         have = self.delta(layer, table).detail().select("properties").first()[0] or {}
-        missing = {k: str(v) for k, v in properties.items() if have.get(k) != str(v)}
+        missing = {k: str(v) for k, v in properties.items()
+                   if have.get(k, "false" if str(v) == "false" else None) != str(v)}
         if not missing:
             return False
         settings = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(missing.items()))
@@ -173,26 +180,32 @@ class Lakehouse:
         return True
 
     def compact(self, layer: str, table: str, every: int) -> bool:
-        """OPTIMIZE the table once ``every`` MERGE, UPDATE or DELETE commits followed its last rewrite.
+        """OPTIMIZE the table once ``every`` commits changed its rows since its files were last rewritten.
 
-        Each such commit adds a few small files and, with deletion vectors, leaves the rows it
-        replaced in the old files, marked deleted: readers list more files and read rows they then
-        drop. Compaction rewrites the table's files without the deleted rows, with no change of data
-        (its commit is not in the change feed). Returns whether it compacted; ``every`` 0: never.
+        Each MERGE, UPDATE, DELETE or append adds a few small files and, with deletion vectors, a
+        MERGE leaves the rows it replaced in the old files, marked deleted: readers list more files
+        and read rows they then drop. Compaction rewrites the table's files without the deleted rows,
+        with no change of data (its commit is not in the change feed). A compaction, an overwrite,
+        a (re)creation, a RESTORE or a REORG rewrote the files; other commits (table properties,
+        columns) are skipped. Returns whether a compaction was committed; ``every`` 0: never.
         """
         if every <= 0:
             return False
         since = 0
-        for row in self.delta(layer, table).history(2 * every + 2).select("operation").collect():
-            if row.operation in ("MERGE", "UPDATE", "DELETE"):
+        history = self.delta(layer, table).history(2 * every + 2).select("operation", "operationParameters")
+        for row in history.collect():
+            mode = (row.operationParameters or {}).get("mode")
+            if row.operation in ("MERGE", "UPDATE", "DELETE") or (row.operation == "WRITE" and mode == "Append"):
                 since += 1
-            elif row.operation not in ("SET TBLPROPERTIES", "ALTER TABLE SET TBLPROPERTIES"):
-                break  # a compaction, or a write of the whole table
+            elif row.operation.startswith(("OPTIMIZE", "WRITE", "CREATE", "REPLACE", "RESTORE", "REORG")):
+                break
         if since < every:
             return False
+        before = self.version(layer, table)
         self.delta(layer, table).optimize().executeCompaction()
-        log.info("%s.%s: compacted after %d merges", layer, table, since)
-        return True
+        compacted = self.version(layer, table) != before  # no commit when there was nothing to compact
+        log.info("%s.%s: %s after %d changes", layer, table, "compacted" if compacted else "nothing to compact", since)
+        return compacted
 
     def append_once(self, df: DataFrame, layer: str, table: str, app_id: str, version: int) -> bool:
         """Append ``df`` to ``layer.table`` unless the writer ``app_id`` already committed its

@@ -464,6 +464,15 @@ def test_incremental_merges_mark_replaced_profiles_deleted_and_are_compacted_in_
     summary = build_gold(spark, lh, cfg, traits, "g4", as_of=t("2026-03-05 02:00:00"))
     assert (summary["rows_changed"], summary["compacted"]) == (0, False)
     assert lh.version("gold", "customer_profile") == optimize.version
+    # switched off: the table says so, and a MERGE marks nothing deleted (it rewrites the file)
+    ticket = "T4", None, "bob@y.com", None, 1, t("2026-03-05 02:30:00")
+    write(spark, lh, "silver", "support_tickets", [ticket], TICKETS, mode="append")
+    off = cfg.model_copy(update={"deletion_vectors": False})
+    assert build_gold(spark, lh, off, traits, "g5", as_of=t("2026-03-05 03:00:00"))["rows_changed"] == 1
+    detail = lh.delta("gold", "customer_profile").detail().select("properties").first()[0]
+    assert detail["delta.enableDeletionVectors"] == "false"
+    merge = _last_commit(lh)
+    assert merge.operation == "MERGE" and merge.operationMetrics["numTargetDeletionVectorsAdded"] == "0"
 
 
 @pytest.mark.parametrize("broadcast", [True, False])

@@ -50,3 +50,29 @@ def test_sync_rewrites_a_table_whose_columns_changed(spark, settings, fresh_dir)
         lh.sync(spark.createDataFrame([("a", 1, "x", 1)], SCHEMA), "gold", "t", ["k1", "k2"],
                 scope=lambda df: df.where("k1 = 'a'"))
     assert lh.read("gold", "t").count() == 2
+
+
+def test_set_properties_commits_only_what_is_missing(spark, settings, fresh_dir):
+    lh = lakehouse_at(spark, settings, fresh_dir)
+    lh.sync(spark.createDataFrame([("a", 1, "x", 1)], SCHEMA), "gold", "t", ["k1", "k2"])
+    v = lh.version("gold", "t")
+    assert not lh.set_properties("gold", "t", {"delta.enableDeletionVectors": "false"})  # unset is false
+    assert lh.set_properties("gold", "t", {"delta.enableDeletionVectors": "true"})
+    assert not lh.set_properties("gold", "t", {"delta.enableDeletionVectors": "true"})
+    assert lh.version("gold", "t") == v + 1
+    with pytest.raises(CdpError, match="only letters"):
+        lh.set_properties("gold", "t", {"delta.appendOnly": "true') --"})
+
+
+def test_compact_counts_the_changes_since_the_files_were_last_rewritten(spark, settings, fresh_dir):
+    lh = lakehouse_at(spark, settings, fresh_dir)
+    path = lh.path("gold", "t")
+    spark.createDataFrame([("a", 1, "x", 1)], SCHEMA).write.format("delta").save(path)
+    spark.createDataFrame([("b", 1, "y", 2)], SCHEMA).write.format("delta").mode("append").save(path)
+    assert not lh.compact("gold", "t", 2)  # one append since the table was written
+    lh.set_properties("gold", "t", {"delta.enableDeletionVectors": "true"})  # neither a change nor a rewrite
+    lh.delta("gold", "t").delete("k1 = 'a'")
+    assert lh.compact("gold", "t", 2)
+    assert lh.delta("gold", "t").history(1).first().operation == "OPTIMIZE"
+    assert not lh.compact("gold", "t", 2) and not lh.compact("gold", "t", 0)
+    assert [r.k1 for r in lh.read("gold", "t").collect()] == ["b"]

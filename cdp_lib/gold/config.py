@@ -102,7 +102,7 @@ class GoldConfig(StrictModel):
     broadcast_map_rows: int = Field(default=1_000_000, ge=0)
     # gold.customer_profile is a Delta table with deletion vectors: an incremental build's MERGE writes
     # the changed profiles and marks the rows they replace deleted, instead of rewriting every profile
-    # that shares a file with one. Off: the MERGE rewrites those files (Delta's default).
+    # that shares a file with one. Off: switched off on the table; the MERGE rewrites those files.
     deletion_vectors: bool = True
     # Compact the profile table (OPTIMIZE) after this many builds that merged into it; 0: never.
     compact_every: int = Field(default=5, ge=0)
