@@ -157,6 +157,10 @@ class Lakehouse:
         )
         return n
 
+    def properties(self, layer: str, table: str) -> dict[str, str]:
+        """The table's Delta properties (``delta.enableChangeDataFeed`` ...) as its latest commit has them."""
+        return self.delta(layer, table).detail().select("properties").first()[0] or {}
+
     def set_properties(self, layer: str, table: str, properties: dict[str, str]) -> bool:
         """Give the table the Delta ``properties`` it lacks (one ALTER TABLE commit); False when it has them all.
 
@@ -168,7 +172,7 @@ class Lakehouse:
         for k, v in properties.items():
             if not (_PROPERTY.fullmatch(k) and _PROPERTY.fullmatch(str(v))):
                 raise CdpError(f"{layer}.{table}: table property {k!r} = {v!r}: only letters, digits, '.', '_', '-'")
-        have = self.delta(layer, table).detail().select("properties").first()[0] or {}
+        have = self.properties(layer, table)
         missing = {k: str(v) for k, v in properties.items()
                    if have.get(k, "false" if str(v) == "false" else None) != str(v)}
         if not missing:

@@ -102,8 +102,7 @@ def _upsert(lakehouse: Lakehouse, entries: list[tuple[str, str, int]], run_id: s
 
 
 def _cdf_enabled(lakehouse: Lakehouse, table: str) -> bool:
-    props = lakehouse.delta("bronze", table).detail().select("properties").first()[0] or {}
-    return str(props.get("delta.enableChangeDataFeed", "false")).lower() == "true"
+    return str(lakehouse.properties("bronze", table).get("delta.enableChangeDataFeed", "false")).lower() == "true"
 
 
 def read_bronze_since(lakehouse: Lakehouse, table: str, since: int | None, until: int) -> DataFrame:
