@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from cdp_lib.config import Settings, join_path
 from cdp_lib.errors import CdpError
 
-__all__ = ["LAYERS", "Lakehouse", "split_table_name"]
+__all__ = ["LAYERS", "ChangeFeedUnavailable", "Lakehouse", "split_table_name"]
 
 log = logging.getLogger(__name__)
 _PROPERTY = re.compile(r"[A-Za-z0-9._-]+")
@@ -28,6 +28,11 @@ _PROPERTY = re.compile(r"[A-Za-z0-9._-]+")
 LAYERS = ("bronze", "silver", "gold", "ops")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _CATALOG = threading.Lock()  # see Lakehouse.register
+
+
+class ChangeFeedUnavailable(Exception):
+    """A table's Change Data Feed cannot be read for a range of versions: it was switched off for part
+    of it, or those versions were cleaned up (log retention, VACUUM). A reader recomputes from the table."""
 
 
 def split_table_name(name: str) -> tuple[str, str]:
@@ -78,15 +83,27 @@ class Lakehouse:
 
     def changes(self, layer: str, table: str, since: int | None, until: int) -> DataFrame | None:
         """The Change Data Feed of versions ``(since, until]`` (all versions when ``since`` is None),
-        with ``_change_type``; None when that range is empty."""
+        with ``_change_type``; None when that range is empty.
+
+        Raises :class:`ChangeFeedUnavailable` when the feed of the range cannot be read. That is checked
+        here by planning the read (no job runs: the driver reads the range's commits): loading it checks
+        only that the versions exist, planning that change data was recorded for each of them. Data files
+        removed by VACUUM are found only when the rows are read.
+        """
         start = 0 if since is None else since + 1
         if start > until:
             return None
-        return (
-            self.spark.read.format("delta").option("readChangeFeed", "true")
-            .option("startingVersion", start).option("endingVersion", until)
-            .load(self.path(layer, table))
-        )
+        try:
+            feed = (
+                self.spark.read.format("delta").option("readChangeFeed", "true")
+                .option("startingVersion", start).option("endingVersion", until)
+                .load(self.path(layer, table))
+            )
+            feed._jdf.queryExecution().executedPlan()
+        except Exception as exc:
+            raise ChangeFeedUnavailable(
+                f"{layer}.{table} versions {start}..{until} ({type(exc).__name__})") from exc
+        return feed
 
     def sync(self, df: DataFrame, layer: str, table: str, keys: list[str],
              scope: Callable[[DataFrame], DataFrame] | None = None, compare: list[str] | None = None,

@@ -103,7 +103,9 @@ def _private_copy(spark, settings, template, tmp_path):
     import shutil
 
     shutil.copytree(template, tmp_path / "lh")
-    cfg = load_gold_config(settings.conf_dir)
+    # Every build of these few customers touches most of them: the shipped recompute_all_share would
+    # make each incremental build recompute every profile, and the scoped path would go untested.
+    cfg = load_gold_config(settings.conf_dir).model_copy(update={"recompute_all_share": 1.0})
     return lakehouse_at(spark, settings, tmp_path / "lh"), cfg, load_traits_config(cfg.inputs, settings.conf_dir)
 
 
@@ -398,6 +400,47 @@ def test_incremental_equals_full(spark, gold_built):
     feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", v + 1)
             .load(lh.path("gold", "customer_profile")))
     assert [(r.customer_id, r._change_type) for r in feed.collect()] == [("cus_3", "delete")]
+
+
+def test_more_touched_customers_than_the_share_recompute_every_profile(spark, settings, tmp_path, _gold_built):
+    # bob's new order touches one customer of two: at a share under 1/2 every profile is recomputed,
+    # at 1/2 only bob's; both write the same table and merge the same rows: bob's, and ann's (every
+    # build re-projects the population-wide RFM scores and the as-of-relative columns of all rows).
+    root, _ = _gold_built  # built g1 as of 2026-03-05
+    tables, changed = [], []
+    for share, expected in ((0.49, ("full", 1, 2)), (0.5, ("incremental", 1, 1))):
+        lh, cfg, traits = _private_copy(spark, settings, root, tmp_path / str(share))
+        write(spark, lh, "silver", "orders",
+              [("o5", "web", None, "bob@y.com", None, None, t("2026-03-05 06:00:00"), Decimal("70.00"), "placed")],
+              ORDERS, mode="append")
+        cfg = cfg.model_copy(update={"recompute_all_share": share})
+        summary = build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 07:00:00"))
+        assert (summary["mode"], summary["customers_touched"], summary["customers_recomputed"]) == expected
+        changed.append(summary["rows_changed"])
+        tables.append(_comparable(lh))
+    assert {r.customer_id: r.order_count for r in tables[0].collect()}["cus_2"] == 2
+    assert changed == [2, 2]
+    assert_df_equality(*tables, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+
+
+def test_a_change_feed_that_cannot_be_read_recomputes_every_profile(spark, gold_built, caplog):
+    # bob's new order is written while the orders table records no change data (as after a feed
+    # switched off for a while, or versions cleaned up): the build cannot know who changed, so it
+    # recomputes everyone instead of failing or missing bob
+    lh, cfg, traits, _ = gold_built  # built g1 as of 2026-03-05
+    path = lh.path("silver", "orders")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.enableChangeDataFeed = false)")
+    write(spark, lh, "silver", "orders",
+          [("o5", "web", None, "bob@y.com", None, None, t("2026-03-05 06:00:00"), Decimal("70.00"), "placed")],
+          ORDERS, mode="append")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.enableChangeDataFeed = true)")
+    with caplog.at_level("WARNING", logger="cdp_lib.gold.build"):
+        summary = build_gold(spark, lh, cfg, traits, "g2", as_of=t("2026-03-05 07:00:00"))
+    assert "gold: no change feed for silver.orders versions" in caplog.text
+    assert (summary["mode"], summary["customers_touched"]) == ("full", None)
+    assert {r.customer_id: r.order_count for r in _comparable(lh).collect()}["cus_2"] == 2
+    assert_df_equality(_comparable(lh), _full_rebuild(spark, lh, cfg, traits, t("2026-03-05 07:00:00")),
+                       ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
 
 
 def test_a_row_updated_to_another_customer_recomputes_both(spark, gold_built):

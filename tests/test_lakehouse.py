@@ -1,4 +1,5 @@
-"""Lakehouse.sync: a table made equal to a frame by merging only the difference."""
+"""Lakehouse: sync (a table made equal to a frame by merging only the difference), properties,
+compaction and change feeds."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import CdpError
+from cdp_lib.lakehouse import ChangeFeedUnavailable
 from tests.silver_fixtures import lakehouse_at
 
 SCHEMA = "k1 string, k2 int, v string, w long"
@@ -76,3 +78,37 @@ def test_compact_counts_the_changes_since_the_files_were_last_rewritten(spark, s
     assert lh.delta("gold", "t").history(1).first().operation == "OPTIMIZE"
     assert not lh.compact("gold", "t", 2) and not lh.compact("gold", "t", 0)
     assert [r.k1 for r in lh.read("gold", "t").collect()] == ["b"]
+
+
+def test_a_change_feed_not_recorded_for_part_of_a_range_is_reported_and_its_readers_recover(
+        spark, settings, fresh_dir, caplog):
+    from cdp_lib.identity.builder import _change_kind
+    from cdp_lib.silver.incremental import read_bronze_since
+
+    lh = lakehouse_at(spark, settings, fresh_dir)
+    path = lh.path("bronze", "t")
+
+    def append(k1):
+        spark.createDataFrame([(k1, 1, "x", 1)], SCHEMA).write.format("delta").mode("append").save(path)
+
+    def cdf(on):
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.enableChangeDataFeed = {str(on).lower()})")
+
+    spark.createDataFrame([("a", 1, "x", 1)], SCHEMA).write.format("delta") \
+        .option("delta.enableChangeDataFeed", "true").save(path)  # v0
+    append("b")  # v1
+    cdf(False)  # v2
+    append("c")  # v3: no change data recorded
+    cdf(True)  # v4
+    append("d")  # v5
+    assert [r.k1 for r in lh.changes("bronze", "t", 0, 1).collect()] == ["b"]
+    assert lh.changes("bronze", "t", 1, 1) is None
+    assert [r.k1 for r in lh.changes("bronze", "t", 4, 5).collect()] == ["d"]
+    with pytest.raises(ChangeFeedUnavailable, match=r"^bronze\.t versions 2\.\.5 \("):
+        lh.changes("bronze", "t", 1, 5)  # found when asked, not when the rows are read
+    with caplog.at_level("WARNING"):
+        # silver reads the new bronze rows by diffing snapshots; identity rebuilds the input
+        assert sorted(r.k1 for r in read_bronze_since(lh, "t", 1, 5).collect()) == ["c", "d"]
+        assert _change_kind(lh, "bronze.t", 1, 5, []) == ("rebuild", None)
+    assert "silver: no change feed: bronze.t versions 2..5" in caplog.text
+    assert "identity: no change feed: bronze.t versions 2..5" in caplog.text

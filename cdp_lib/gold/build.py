@@ -39,7 +39,7 @@ from cdp_lib.gold.consent import consent_state
 from cdp_lib.gold.enrich import with_postcode_reference, with_third_party
 from cdp_lib.gold.survivorship import candidates, collect_values, survive
 from cdp_lib.gold.traits import compute_traits, relative_traits, window_bounds, with_rfm
-from cdp_lib.lakehouse import split_table_name
+from cdp_lib.lakehouse import ChangeFeedUnavailable, split_table_name
 from cdp_lib.partitioning import checkpoint_all, checkpoint_by
 
 __all__ = ["build_gold", "customer_frames", "full_profiles", "profiles_for", "used_columns"]
@@ -412,20 +412,35 @@ def build_gold(
         log.info("gold: reference tables changed since the last build (%s): every profile is recomputed",
                  ", ".join(refs))
         state = None
-    exists = lakehouse.exists("gold", "customer_profile")
-    if state is None or not exists:
+    touched, touched_count = None, None
+    if state is not None and lakehouse.exists("gold", "customer_profile"):
+        prev_as_of, prev_versions = state
+        try:
+            touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
+        except ChangeFeedUnavailable as e:
+            # the feed was switched off for a while, or its versions were cleaned up (log retention,
+            # VACUUM) after a long pause: which customers changed is unknown, so all are recomputed
+            log.warning("gold: no change feed for %s; every profile is recomputed", e)
+    if touched is not None:
+        touched_count = touched.count()
+        # the customers a full build computes (new ones too: they are touched, and not yet profiles)
+        customers = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct().count()
+        if touched_count > cfg.recompute_all_share * customers:
+            log.info("gold: %d of %d customers touched (more than recompute_all_share %.2f): every profile is "
+                     "recomputed", touched_count, customers, cfg.recompute_all_share)
+            touched.unpersist()
+            touched = None
+    if touched is None:
         mode, recomputed = "full", None
         final = full_profiles(spark, lakehouse, cfg, traits, as_of, run_id)
     else:
-        prev_as_of, prev_versions = state
-        touched = _touched(lakehouse, cfg, traits, prev_as_of, as_of, prev_versions, versions).cache()
         # checkpointed, as in full_profiles: _finish reads them twice
         fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched), "customer_id")
         current = lakehouse.read("gold", "customer_profile")
         live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
         kept = current.join(touched, "customer_id", "left_anti").join(live, "customer_id", "left_semi")
         kept = kept.drop(*META)
-        mode, recomputed = "incremental", touched.count()
+        mode, recomputed = "incremental", touched_count
         final = _finish(kept.unionByName(fresh, allowMissingColumns=True), traits, as_of, run_id)
     final = final.persist(StorageLevel.DISK_ONLY)  # see profiles_for: keep storage memory free
     rows_out = final.count()
@@ -445,10 +460,13 @@ def build_gold(
         log.warning("gold: compacting gold.customer_profile failed (%s); the next build tries again", type(e).__name__)
         compacted = False
     final.unpersist()
+    if touched is not None:
+        touched.unpersist()
     return {
         "mode": mode,
         "rows_out": rows_out,
         "customers_recomputed": recomputed if recomputed is not None else rows_out,
+        "customers_touched": touched_count,  # None: not looked for (full or first build, reference changed, no feed)
         "rows_changed": changed,
         "compacted": compacted,
     }

@@ -106,6 +106,14 @@ class GoldConfig(StrictModel):
     deletion_vectors: bool = True
     # Compact the profile table (OPTIMIZE) after this many builds that merged into it; 0: never.
     compact_every: int = Field(default=5, ge=0)
+    # An incremental build recomputes only the customers touched since the last build; when they are more
+    # than this share of all customers (of the identity map), it recomputes every profile instead: every
+    # input row is read and attached either way, and finding the touched customers and keeping the others'
+    # rows cost about a full build's profiles at some share (at 12.7% touched the scoped build was 12%
+    # cheaper at 1M people, as cheap at 100k; 20% is an estimate from its parts, docs/benchmarks.md). The
+    # MERGE still writes only the profiles that differ. 1: always scoped; 0: every profile whenever any
+    # customer was touched.
+    recompute_all_share: float = Field(default=0.2, ge=0, le=1)
     inputs: dict[str, GoldInput]
     survivorship: list[AttributeRule]
     collect: dict[str, list[Candidate]] = Field(default_factory=dict)  # e.g. emails: all distinct values

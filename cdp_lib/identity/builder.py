@@ -52,7 +52,7 @@ from cdp_lib.identity.graph import (
 )
 from cdp_lib.identity.probabilistic import probabilistic_edges
 from cdp_lib.identity.records import id_col, to_records
-from cdp_lib.lakehouse import split_table_name
+from cdp_lib.lakehouse import ChangeFeedUnavailable, split_table_name
 
 __all__ = ["IdentityGraph", "PreviousGraph", "build_graph", "build_graph_incremental", "RECORD_COLUMNS"]
 
@@ -153,10 +153,8 @@ def _change_kind(lakehouse, table: str, since: int | None, until: int, cached: l
         return "rebuild", None
     try:
         feed = lakehouse.changes(*split_table_name(table), since, until)
-        feed.schema  # noqa: B018 - resolve now: the feed may be off or vacuumed for part of the range
-    except Exception as exc:  # no usable change feed: rebuild this input, the result is the same
-        log.warning("identity: no change feed for %s %d..%d (%s); input rebuilt", table, since + 1, until,
-                    type(exc).__name__)
+    except ChangeFeedUnavailable as exc:  # rebuild this input, the result is the same
+        log.warning("identity: no change feed: %s; input rebuilt", exc)
         return "rebuild", None
     feed = feed.persist(StorageLevel.DISK_ONLY)
     cached.append(feed)

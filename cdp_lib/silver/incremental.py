@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from cdp_lib.lakehouse import Lakehouse
+from cdp_lib.lakehouse import ChangeFeedUnavailable, Lakehouse
 
 __all__ = ["WATERMARK_SCHEMA", "Watermarks", "read_watermarks", "save_watermarks", "read_bronze_since"]
 
@@ -106,7 +106,8 @@ def _cdf_enabled(lakehouse: Lakehouse, table: str) -> bool:
 
 
 def read_bronze_since(lakehouse: Lakehouse, table: str, since: int | None, until: int) -> DataFrame:
-    """Rows of ``bronze.<table>`` committed in versions ``(since, until]`` (all rows when since is None)."""
+    """Rows of ``bronze.<table>`` committed in versions ``(since, until]`` (all rows when since is None;
+    else ``since < until``)."""
     spark = lakehouse.spark
     path = lakehouse.path("bronze", table)
     snapshot = spark.read.format("delta").option("versionAsOf", until).load(path)
@@ -114,18 +115,11 @@ def read_bronze_since(lakehouse: Lakehouse, table: str, since: int | None, until
         return snapshot
     if _cdf_enabled(lakehouse, table):
         try:
-            changes = (
-                spark.read.format("delta")
-                .option("readChangeFeed", "true")
-                .option("startingVersion", since + 1)
-                .option("endingVersion", until)
-                .load(path)
-            )
-            changes.schema  # noqa: B018 - resolve now: CDF errors when it was off for part of the range
+            changes = lakehouse.changes("bronze", table, since, until)
+        except ChangeFeedUnavailable as exc:
+            log.warning("silver: no change feed: %s; diffing snapshots", exc)
+        else:
             return changes.where(F.col("_change_type").isin("insert", "update_postimage")).drop(*_CDF_COLUMNS)
-        except Exception as exc:  # CDF unavailable for part of the range
-            log.warning("bronze.%s: change feed unavailable for versions %d..%d (%s); diffing snapshots",
-                        table, since + 1, until, type(exc).__name__)
     # Append-only bronze: the rows of the newer snapshot not in the older one.
     previous = spark.read.format("delta").option("versionAsOf", since).load(path)
     return snapshot.exceptAll(previous)
