@@ -423,24 +423,28 @@ def build_gold(
             log.warning("gold: no change feed for %s; every profile is recomputed", e)
     if touched is not None:
         touched_count = touched.count()
-        # the customers a full build computes (new ones too: they are touched, and not yet profiles)
-        customers = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct().count()
+        # The customers a full build computes (new ones too: they are touched, and not yet profiles):
+        # counted for the share, then the scoped build keeps the stored profiles of these only. On disk,
+        # as the other intermediates (see profiles_for), so the map is read and de-duplicated once.
+        live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
+        live = live.persist(StorageLevel.DISK_ONLY)
+        customers = live.count()
         if touched_count > cfg.recompute_all_share * customers:
             log.info("gold: %d of %d customers touched (more than recompute_all_share %.2f): every profile is "
                      "recomputed", touched_count, customers, cfg.recompute_all_share)
             touched.unpersist()
+            live.unpersist()
             touched = None
     if touched is None:
-        mode, recomputed = "full", None
+        mode = "full"
         final = full_profiles(spark, lakehouse, cfg, traits, as_of, run_id)
     else:
         # checkpointed, as in full_profiles: _finish reads them twice
         fresh = checkpoint_by(profiles_for(spark, lakehouse, cfg, traits, as_of, customers=touched), "customer_id")
         current = lakehouse.read("gold", "customer_profile")
-        live = lakehouse.read(*split_table_name(cfg.identity_map)).select("customer_id").distinct()
         kept = current.join(touched, "customer_id", "left_anti").join(live, "customer_id", "left_semi")
         kept = kept.drop(*META)
-        mode, recomputed = "incremental", touched_count
+        mode = "incremental"
         final = _finish(kept.unionByName(fresh, allowMissingColumns=True), traits, as_of, run_id)
     final = final.persist(StorageLevel.DISK_ONLY)  # see profiles_for: keep storage memory free
     rows_out = final.count()
@@ -462,10 +466,11 @@ def build_gold(
     final.unpersist()
     if touched is not None:
         touched.unpersist()
+        live.unpersist()
     return {
         "mode": mode,
         "rows_out": rows_out,
-        "customers_recomputed": recomputed if recomputed is not None else rows_out,
+        "customers_recomputed": touched_count if mode == "incremental" else rows_out,
         "customers_touched": touched_count,  # None: not looked for (full or first build, reference changed, no feed)
         "rows_changed": changed,
         "compacted": compacted,
