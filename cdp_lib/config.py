@@ -68,6 +68,14 @@ class LakehouseSettings(StrictModel):
     landing: str
     checkpoints: str | None = None
     warehouse: str | None = None
+    # How long files a table no longer uses are kept (`cdp maintain` sets it on every table as
+    # delta.deletedFileRetentionDuration, then VACUUMs): time travel and change feeds reach this far
+    # back. An incremental reader whose last read is older recomputes from the table instead.
+    retention_hours: int = Field(default=168, ge=0)
+    # `cdp maintain` compacts a silver, gold or ops table holding at least this many files that
+    # average under small_file_mb (0: never). Bronze is never compacted (see cdp_lib/maintenance.py).
+    compact_min_files: int = Field(default=32, ge=0)
+    small_file_mb: int = Field(default=32, ge=1)
 
     @property
     def checkpoint_root(self) -> str:

@@ -24,15 +24,28 @@ __all__ = ["LAYERS", "ChangeFeedUnavailable", "Lakehouse", "split_table_name"]
 
 log = logging.getLogger(__name__)
 _PROPERTY = re.compile(r"[A-Za-z0-9._-]+")
+_PROPERTY_VALUE = re.compile(r"[A-Za-z0-9._-]+( [A-Za-z0-9._-]+)*")  # also "interval 168 hours"
 
 LAYERS = ("bronze", "silver", "gold", "ops")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _CATALOG = threading.Lock()  # see Lakehouse.register
 
 
+class VersionUnavailable(Exception):
+    """A table version can no longer be read: older than the table's file retention (VACUUM may have
+    removed its files), or its commits were cleaned up (log retention)."""
+
+
 class ChangeFeedUnavailable(Exception):
     """A table's Change Data Feed cannot be read for a range of versions: it was switched off for part
     of it, or those versions were cleaned up (log retention, VACUUM). A reader recomputes from the table."""
+
+
+def describe_error(exc: Exception) -> str:
+    """An exception's type and, for Spark's, its error condition (``DELTA_MISSING_CHANGE_DATA``): no message,
+    which may quote data."""
+    condition = getattr(exc, "getCondition", lambda: None)()
+    return f"{type(exc).__name__}: {condition}" if condition else type(exc).__name__
 
 
 def split_table_name(name: str) -> tuple[str, str]:
@@ -81,14 +94,27 @@ class Lakehouse:
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(layer, table))
 
+    def snapshot(self, layer: str, table: str, version: int) -> DataFrame:
+        """The table at ``version``, checked readable by planning the read (no job runs). Raises
+        :class:`VersionUnavailable` when it is not: see :meth:`changes` for why a version expires."""
+        try:
+            df = self.read(layer, table, version)  # Delta refuses an expired version here, or when planning
+            df._jdf.queryExecution().executedPlan()
+        except Exception as exc:
+            raise VersionUnavailable(f"{layer}.{table} version {version} ({describe_error(exc)})") from exc
+        return df
+
     def changes(self, layer: str, table: str, since: int | None, until: int) -> DataFrame | None:
         """The Change Data Feed of versions ``(since, until]`` (all versions when ``since`` is None),
         with ``_change_type``; None when that range is empty.
 
         Raises :class:`ChangeFeedUnavailable` when the feed of the range cannot be read. That is checked
-        here by planning the read (no job runs: the driver reads the range's commits): loading it checks
-        only that the versions exist, planning that change data was recorded for each of them. Data files
-        removed by VACUUM are found only when the rows are read.
+        here by planning the read (no job runs: the driver reads the range's commits). Loading it checks
+        only that the versions exist; planning, that change data was recorded for each of them and that
+        the range starts within the table's file retention (``delta.deletedFileRetentionDuration``,
+        ``lakehouse.retention_hours`` once ``cdp maintain`` ran): Delta refuses to read an older version
+        (DELTA_UNSUPPORTED_TIME_TRAVEL_BEYOND_DELETED_FILE_RETENTION_DURATION), since VACUUM may have
+        removed its files, so a reader never fails part-way through for that reason.
         """
         start = 0 if since is None else since + 1
         if start > until:
@@ -101,8 +127,7 @@ class Lakehouse:
             )
             feed._jdf.queryExecution().executedPlan()
         except Exception as exc:
-            raise ChangeFeedUnavailable(
-                f"{layer}.{table} versions {start}..{until} ({type(exc).__name__})") from exc
+            raise ChangeFeedUnavailable(f"{layer}.{table} versions {start}..{until} ({describe_error(exc)})") from exc
         return feed
 
     def sync(self, df: DataFrame, layer: str, table: str, keys: list[str],
@@ -187,8 +212,9 @@ class Lakehouse:
         read it until the feature is dropped (``ALTER TABLE ... DROP FEATURE deletionVectors``).
         """
         for k, v in properties.items():
-            if not (_PROPERTY.fullmatch(k) and _PROPERTY.fullmatch(str(v))):
-                raise CdpError(f"{layer}.{table}: table property {k!r} = {v!r}: only letters, digits, '.', '_', '-'")
+            if not (_PROPERTY.fullmatch(k) and _PROPERTY_VALUE.fullmatch(str(v))):
+                raise CdpError(f"{layer}.{table}: table property {k!r} = {v!r}: only letters, digits, '.', '_', '-' "
+                               "(and single spaces inside values)")
         have = self.properties(layer, table)
         missing = {k: str(v) for k, v in properties.items()
                    if have.get(k, "false" if str(v) == "false" else None) != str(v)}
@@ -281,6 +307,30 @@ class Lakehouse:
             return None
         versions = [int(m.group(1)) for s in fs.listStatus(log_dir) if (m := _JSON_COMMIT.match(s.getPath().getName()))]
         return max(versions) if versions else None
+
+    def commit_millis(self, layer: str, table: str, version: int) -> int | None:
+        """When ``version`` was committed (its commit file's time, which Delta's history, time travel and
+        VACUUM go by), in epoch milliseconds; None when the log no longer holds it. No Spark job."""
+        jvm = self.spark._jvm
+        commit = jvm.org.apache.hadoop.fs.Path(join_path(self.path(layer, table), "_delta_log", f"{version:020d}.json"))
+        fs = commit.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        return int(fs.getFileStatus(commit).getModificationTime()) if fs.exists(commit) else None
+
+    def storage(self, layer: str, table: str) -> tuple[int, int]:
+        """(files, bytes) of the table's data: everything under its directory but the log (data files
+        of every version not yet vacuumed, change data, deletion vectors); (0, 0) when absent."""
+        jvm = self.spark._jvm
+        path = jvm.org.apache.hadoop.fs.Path(self.path(layer, table))
+        fs = path.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        if not fs.exists(path):
+            return 0, 0
+        whole = fs.getContentSummary(path)
+        log_dir = path.suffix("/_delta_log")
+        log_part = fs.getContentSummary(log_dir) if fs.exists(log_dir) else None
+        files, size = int(whole.getFileCount()), int(whole.getLength())
+        if log_part is not None:
+            files, size = files - int(log_part.getFileCount()), size - int(log_part.getLength())
+        return files, size
 
     def stored_bytes(self, layer: str, table: str) -> int:
         """Bytes under the table's directory (data files not yet vacuumed and the log included):

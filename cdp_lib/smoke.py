@@ -30,6 +30,7 @@ def run_smoke(spark: SparkSession, lakehouse: Lakehouse) -> dict:
     spark.createDataFrame([(1, "a"), (2, "b")], "id long, value string").write.format("delta").mode(
         "overwrite"
     ).save(path)
+    written = lakehouse.version("ops", "smoke")  # this run's overwrite (version 0 is the first run's ever)
     updates = spark.createDataFrame([(2, "B"), (3, "c")], "id long, value string")
     (
         lakehouse.delta("ops", "smoke")
@@ -40,7 +41,7 @@ def run_smoke(spark: SparkSession, lakehouse: Lakehouse) -> dict:
         .execute()
     )
     after = sorted((r.id, r.value) for r in lakehouse.read("ops", "smoke").collect())
-    first = spark.read.format("delta").option("versionAsOf", 0).load(path).count()
+    first = lakehouse.read("ops", "smoke", written).count()
     lakehouse.register("ops", "smoke")
 
     edges = spark.createDataFrame([(1, 2), (2, 3), (10, 11), (20, 20)], "src long, dst long")

@@ -191,6 +191,16 @@ def test_incremental_adds_and_removes_since_last_successful_drop(spark, settings
     export_segments(lh, config, "run3")
     manifest3, rows3, _ = read_drop(client, bucket, "drops/ads/carts/run3")
     assert rows3 == [] and manifest3["rows"] == 0 and manifest3["previous_run_id"] == "run2"
+    assert manifest3["full_refresh"] is False
+
+    # run3's gold versions expire (exports failing for longer than the file retention; 0 hours here):
+    # the difference is unknown, so the drop holds the whole audience and says it replaces the last
+    for table in ("segment_membership", "customer_profile"):
+        lh.set_properties("gold", table, {"delta.deletedFileRetentionDuration": "interval 0 hours"})
+    export_segments(lh, config, "run4")
+    manifest4, rows4, _ = read_drop(client, bucket, "drops/ads/carts/run4")
+    assert manifest4["full_refresh"] is True and manifest4["previous_run_id"] == "run3"
+    assert sorted((r["action"], r["external_id"]) for r in rows4) == [("add", "c2"), ("add", "c5")]
 
 
 def test_server_stopped_mid_export_leaves_no_success_and_next_run_completes(

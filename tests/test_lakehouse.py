@@ -8,7 +8,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from cdp_lib.errors import CdpError
-from cdp_lib.lakehouse import ChangeFeedUnavailable
+from cdp_lib.lakehouse import ChangeFeedUnavailable, Lakehouse, VersionUnavailable
 from tests.silver_fixtures import lakehouse_at
 
 SCHEMA = "k1 string, k2 int, v string, w long"
@@ -112,3 +112,44 @@ def test_a_change_feed_not_recorded_for_part_of_a_range_is_reported_and_its_read
         assert _change_kind(lh, "bronze.t", 1, 5, []) == ("rebuild", None)
     assert "silver: no change feed: bronze.t versions 2..5" in caplog.text
     assert "identity: no change feed: bronze.t versions 2..5" in caplog.text
+
+
+def test_versions_older_than_the_file_retention_are_refused_before_a_row_is_read_and_silver_rereads_bronze(
+        spark, settings, fresh_dir, caplog):
+    from cdp_lib.maintenance import maintain_lakehouse
+    from cdp_lib.silver.incremental import read_bronze_since
+
+    lh = lakehouse_at(spark, settings, fresh_dir)  # the default retention: a week
+    path = lh.path("silver", "t")
+    spark.createDataFrame([("a", 1, "x", 1)], SCHEMA).write.format("delta") \
+        .option("delta.enableChangeDataFeed", "true").save(path)  # v0
+    spark.createDataFrame([("b", 1, "x", 1)], SCHEMA).write.format("delta").mode("append").save(path)  # v1
+    spark.createDataFrame([("c", 1, "x", 1)], SCHEMA).write.format("delta").mode("overwrite").save(path)  # v2
+    bronze = lh.path("bronze", "t")  # append-only, as bronze is
+    for i, k in enumerate("pqr"):
+        writer = spark.createDataFrame([(k, 1, "x", 1)], SCHEMA).write.format("delta").mode("append")
+        (writer.option("delta.enableChangeDataFeed", "true") if i == 0 else writer).save(bronze)  # v0..v2
+    # within the retention: the files of v1 (its insert, then v2's deletes) are all there
+    feed = sorted((r.k1, r._change_type) for r in lh.changes("silver", "t", 0, 2).collect())
+    assert feed == [("a", "delete"), ("b", "delete"), ("b", "insert"), ("c", "insert")]
+    # cdp maintain with a 0-hour retention: VACUUM removes the files v2 stopped using, v1's among them
+    lh0 = Lakehouse(spark, lh.settings.model_copy(
+        update={"lakehouse": lh.settings.lakehouse.model_copy(update={"retention_hours": 0})}))
+    summary = maintain_lakehouse(lh0, layers=("bronze", "silver"))
+    assert summary["failed"] == {} and summary["tables"] == 2 and summary["files_removed"] >= 2
+    assert lh0.properties("silver", "t")["delta.deletedFileRetentionDuration"] == "interval 0 hours"
+    # Delta now refuses those versions when the read is planned, and the lakehouse says so before a row is read
+    with pytest.raises(ChangeFeedUnavailable, match=r"^silver\.t versions 1\.\.2 \(AnalysisException: "
+                                                     r"DELTA_UNSUPPORTED_TIME_TRAVEL_BEYOND_DELETED_FILE_RETENTION"):
+        lh0.changes("silver", "t", 0, 2)
+    with pytest.raises(VersionUnavailable, match=r"^silver\.t version 2 \(AnalysisException: DELTA_UNSUPPORTED"):
+        lh0.snapshot("silver", "t", 2)
+    latest = lh0.version("silver", "t")
+    assert [r.k1 for r in lh0.snapshot("silver", "t", latest).collect()] == ["c"]  # the latest always reads
+    # silver, whose watermark is older than the retention, reads every bronze row again (its merges keep
+    # what it holds), where it would have diffed the two snapshots
+    with caplog.at_level("WARNING"):
+        rows = read_bronze_since(lh0, "t", 0, lh0.version("bronze", "t"))
+    assert sorted(r.k1 for r in rows.collect()) == ["p", "q", "r"]
+    assert "silver: bronze.t version 0 (AnalysisException: DELTA_UNSUPPORTED" in caplog.text
+    assert "every row of bronze.t is read again" in caplog.text

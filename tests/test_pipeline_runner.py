@@ -24,6 +24,7 @@ from cdp_lib.pipeline.checks import (
 )
 from cdp_lib.pipeline.config import PipelineConfig, load_pipeline_config
 from cdp_lib.pipeline.runner import StageFailed, run_pipeline
+from cdp_lib.runlog import stage_run
 
 
 def make_ctx(spark, settings, root) -> Context:
@@ -94,6 +95,9 @@ def test_cdp_error_is_not_retried_and_resume_skips_done_stages(spark, settings, 
     with pytest.raises(StageFailed, match="stage b failed"):
         run_pipeline(ctx, cfg, fns, run_id="r3")
     assert calls == ["a", "b"]  # no retry of a CdpError, c never started
+    # a later run of a command outside the pipeline (cdp maintain) does not hide the failed run
+    with stage_run(spark, ctx.lakehouse.path("ops", "run_log"), "r4", "maintain"):
+        pass
     broken["yes"] = False
     result = run_pipeline(ctx, cfg, fns, resume=True)
     assert result["run_id"] == "r3"
@@ -213,3 +217,10 @@ def test_alerts_reach_log_table_and_webhook(quality_lake, caplog):
     assert "ALERT [warning] null_rate" in caplog.text and "a@x.com" not in caplog.text
     stored = ctx.lakehouse.read("ops", "alerts").collect()
     assert [(r.run_id, r.check, r.subject) for r in stored] == [("r7", "null_rate", "bronze.crm_contacts.email")]
+
+
+def test_maintain_rejects_an_unknown_layer_before_touching_the_lakehouse(capsys):
+    from cdp_lib.cli import main
+
+    assert main(["maintain", "--dry-run", "--layers", "silver,platinum"]) == 2
+    assert "unknown layer(s) platinum" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from cdp_lib.activation.manifest import MANIFEST, SUCCESS, build_manifest, manif
 from cdp_lib.activation.membership import current_members
 from cdp_lib.activation.s3 import ObjectStore, join_key, store_for
 from cdp_lib.errors import ExportError
-from cdp_lib.lakehouse import Lakehouse
+from cdp_lib.lakehouse import Lakehouse, VersionUnavailable
 from cdp_lib.runlog import stage_run
 
 __all__ = ["ACTIVATION_LOG_SCHEMA", "audience", "incremental_rows", "export_segments", "Step"]
@@ -130,8 +130,9 @@ class _Log:
 
 
 def _at_version(lakehouse: Lakehouse, table: str, version: int) -> DataFrame:
-    """gold.<table> as of a Delta version (time travel; fails if VACUUM removed it)."""
-    return lakehouse.spark.read.format("delta").option("versionAsOf", version).load(lakehouse.path("gold", table))
+    """gold.<table> as of a Delta version (time travel). Raises VersionUnavailable once it is older than
+    the table's file retention (`cdp maintain` holds the versions incremental destinations need)."""
+    return lakehouse.snapshot("gold", table, version)
 
 
 def _write_data(df: DataFrame, dest: Destination, uri: str) -> None:
@@ -216,13 +217,23 @@ def _drop(
     _cleanup(store, base, dest, segment, run_id, log_)
     now = audience(inputs["membership"], inputs["profile"], segment, dest.consent)
     previous = log_.last_success(dest.name, segment) if dest.mode == "incremental" else None
+    full_refresh = False
     if dest.mode == "incremental" and previous is not None:
-        before = audience(
-            _at_version(lakehouse, "segment_membership", previous["membership_version"]),
-            _at_version(lakehouse, "customer_profile", previous["profile_version"]),
-            segment, dest.consent,
-        )
-        rows = incremental_rows(now, before)
+        try:
+            before = audience(
+                _at_version(lakehouse, "segment_membership", previous["membership_version"]),
+                _at_version(lakehouse, "customer_profile", previous["profile_version"]),
+                segment, dest.consent,
+            )
+        except VersionUnavailable as exc:
+            # The last drop's versions expired (exports failing for longer than the retention): the
+            # difference is unknown, so this drop sends the whole audience and says it replaces it.
+            log.warning("drop %s/%s/%s: the last drop's gold versions can no longer be read (%s); a full "
+                        "refresh drop is sent", dest.name, segment, run_id, exc)
+            full_refresh = True
+            rows = now.withColumn("action", F.lit("add"))
+        else:
+            rows = incremental_rows(now, before)
     elif dest.mode == "incremental":
         rows = now.withColumn("action", F.lit("add"))  # first drop: everyone is an add
     else:
@@ -254,7 +265,7 @@ def _drop(
     manifest = build_manifest(
         dest, segment, run_id, drop_uri, shaped.schema, files,
         {"gold.segment_membership": inputs["membership_version"], "gold.customer_profile": inputs["profile_version"]},
-        counts, previous["run_id"] if previous else None,
+        counts, previous["run_id"] if previous else None, full_refresh=full_refresh,
     )
     store.put_bytes(join_key(run_dir, MANIFEST), manifest_bytes(manifest))
     if on_step:

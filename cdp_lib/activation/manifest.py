@@ -40,8 +40,11 @@ def build_manifest(
     inputs: dict[str, int | None],
     counts: dict[str, int],
     previous_run_id: str | None,
+    full_refresh: bool = False,
 ) -> dict[str, Any]:
-    """The manifest as a dict (files: name, rows, bytes, sha256)."""
+    """The manifest as a dict (files: name, rows, bytes, sha256). ``full_refresh``: an incremental drop
+    that holds the whole audience as adds and replaces everything sent before (the difference from
+    the last drop could not be computed); consumers drop whoever is not in it."""
     return {
         "destination": dest.name,
         "segment": segment,
@@ -51,6 +54,7 @@ def build_manifest(
         "format": dest.format,
         "mode": dest.mode,
         "previous_run_id": previous_run_id,
+        "full_refresh": full_refresh,
         "rows": sum(f["rows"] for f in files),
         "counts": counts,
         "schema": [{"name": f.name, "type": f.dataType.simpleString()} for f in schema.fields],

@@ -98,3 +98,21 @@ def _dag(ctx: Context, args: argparse.Namespace):
 
     path = write_dag(load_pipeline_config(ctx.settings.conf_dir), Path(args.out), ctx.settings.env, args.schedule)
     return {"dag": str(path)}
+
+
+def _maintain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="change nothing; count the files VACUUM would remove now")
+    p.add_argument("--layers", default=None, help="comma-separated layers (default: bronze,silver,gold,ops)")
+
+
+@command("maintain", "set every table's file retention, compact small-file tables, VACUUM (see "
+                     "cdp_lib/maintenance.py); run it when no pipeline run is writing", _maintain_args)
+def _maintain(ctx: Context, args: argparse.Namespace):
+    from cdp_lib.errors import CdpError
+    from cdp_lib.lakehouse import LAYERS
+    from cdp_lib.maintenance import maintain_lakehouse
+
+    layers = tuple(args.layers.split(",")) if args.layers else LAYERS
+    if unknown := [layer for layer in layers if layer not in LAYERS]:
+        raise CdpError(f"maintain: unknown layer(s) {', '.join(unknown)}; expected some of {', '.join(LAYERS)}")
+    return maintain_lakehouse(ctx.lakehouse, run_id=args.run_id, dry_run=args.dry_run, layers=layers)

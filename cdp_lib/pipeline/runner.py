@@ -52,11 +52,14 @@ def succeeded_stages(ctx, run_id: str) -> set[str]:
     return {r.stage for r in rows}
 
 
-def latest_failed_run(ctx) -> str | None:
-    """The newest pipeline run whose last attempt of some stage failed."""
+def latest_failed_run(ctx, stages: list[str] | None = None) -> str | None:
+    """The newest pipeline run whose last attempt of some stage failed. ``stages``: the pipeline's
+    stage names; rows of other commands (``cdp maintain``, ``cdp generate``) then do not count."""
     if not ctx.lakehouse.exists("ops", "run_log"):
         return None
     runs = ctx.lakehouse.read("ops", "run_log").where(F.col("source").isNull())
+    if stages is not None:
+        runs = runs.where(F.col("stage").isin(stages))
     latest = runs.groupBy("run_id").agg(F.max("ended_at").alias("ended_at")).orderBy(F.desc("ended_at")).first()
     if latest is None:
         return None
@@ -130,7 +133,7 @@ def run_pipeline(
         on_stage: progress callback ``(stage, status, summary)``.
     """
     if resume:
-        run_id = run_id or latest_failed_run(ctx)
+        run_id = run_id or latest_failed_run(ctx, [stage.name for stage in config.stages])
         if run_id is None:
             raise CdpError("nothing to resume: no failed pipeline run in ops.run_log")
     run_id = run_id or new_run_id()

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from cdp_lib.lakehouse import ChangeFeedUnavailable, Lakehouse
+from cdp_lib.lakehouse import ChangeFeedUnavailable, Lakehouse, VersionUnavailable
 
 __all__ = ["WATERMARK_SCHEMA", "Watermarks", "read_watermarks", "save_watermarks", "read_bronze_since"]
 
@@ -121,5 +121,11 @@ def read_bronze_since(lakehouse: Lakehouse, table: str, since: int | None, until
         else:
             return changes.where(F.col("_change_type").isin("insert", "update_postimage")).drop(*_CDF_COLUMNS)
     # Append-only bronze: the rows of the newer snapshot not in the older one.
-    previous = spark.read.format("delta").option("versionAsOf", since).load(path)
+    try:
+        previous = lakehouse.snapshot("bronze", table, since)
+    except VersionUnavailable as exc:
+        # Older than the file retention (silver did not run for that long): every row is read again.
+        # Silver's merges keep the rows they hold (first or latest per key; quarantine insert-if-absent).
+        log.warning("silver: %s; every row of bronze.%s is read again", exc, table)
+        return snapshot
     return snapshot.exceptAll(previous)
