@@ -5,7 +5,8 @@
 Runs :func:`cdp_lib.maintenance.maintain_lakehouse` over every table of ``<lakehouse root>`` with the
 shipped local config, the retention overridden by ``--retention-hours`` (0: everything no current
 version uses goes, as a week-old lakehouse at the default would lose its week-old files). Prints JSON:
-seconds, the summary, bytes under the root before and after, and the slowest tables. Writes to the
+seconds, the summary, bytes under the root before and after, and each table's figures (the JSON
+follows the "Deleted N files" lines Delta prints for each VACUUM). Writes to the
 lakehouse: the retention property, compactions, VACUUM (use a copy you can lose).
 """
 

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from cdp_lib.config import Settings, join_path
 from cdp_lib.errors import CdpError
 
-__all__ = ["LAYERS", "ChangeFeedUnavailable", "Lakehouse", "split_table_name"]
+__all__ = ["LAYERS", "ChangeFeedUnavailable", "Lakehouse", "VersionUnavailable", "describe_error", "split_table_name"]
 
 log = logging.getLogger(__name__)
 _PROPERTY = re.compile(r"[A-Za-z0-9._-]+")

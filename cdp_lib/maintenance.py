@@ -3,7 +3,7 @@
 Every pipeline run leaves files that no current table version uses: the identity graph's tables
 are rewritten whole, MERGEs rewrite files (or mark rows deleted in them), compaction replaces small
 files. Delta keeps them for time travel until a VACUUM removes them, so without one a lakehouse grows
-by about the size of its identity graph every day (about 5 GB a day at 1M people).
+by about the size of its identity graph every day (several GB a day at 1M people: an estimate).
 
 For every Delta table of every layer:
 
