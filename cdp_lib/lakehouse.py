@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from cdp_lib.config import Settings, join_path
 from cdp_lib.errors import CdpError
+from cdp_lib.session import temporary_conf
 
 __all__ = ["LAYERS", "ChangeFeedUnavailable", "Lakehouse", "VersionUnavailable", "describe_error", "split_table_name"]
 
@@ -275,16 +276,8 @@ class Lakehouse:
         A later run reads it back with :meth:`tagged` to learn whether a commit of an interrupted
         run reached a table (what a multi-table publish needs to finish or roll forward).
         """
-        key = "spark.databricks.delta.commitInfo.userMetadata"
-        before = self.spark.conf.get(key, None)
-        self.spark.conf.set(key, tag)
-        try:
+        with temporary_conf(self.spark, {"spark.databricks.delta.commitInfo.userMetadata": tag}):
             yield
-        finally:
-            if before is None:
-                self.spark.conf.unset(key)
-            else:
-                self.spark.conf.set(key, before)
 
     def tagged(self, layer: str, table: str, tag: str, last: int = 50) -> bool:
         """True when one of the table's ``last`` commits carries ``tag`` (see :meth:`commit_tag`)."""

@@ -49,6 +49,7 @@ from pyspark.sql import functions as F
 from cdp_lib.errors import CdpError
 from cdp_lib.lakehouse import LAYERS, Lakehouse, describe_error
 from cdp_lib.runlog import new_run_id, stage_run
+from cdp_lib.session import temporary_conf
 
 __all__ = ["maintain_lakehouse", "RETENTION_PROPERTY"]
 
@@ -120,17 +121,9 @@ def _maintain_table(lakehouse: Lakehouse, layer: str, table: str, dry_run: bool,
         # what VACUUM at this retention would delete now (DRY RUN lists them; nothing is written)
         # (Delta's check against a RETAIN shorter than the table's current retention is off for it: a
         # dry run deletes nothing, and the real run sets the retention before it vacuums.)
-        check = "spark.databricks.delta.retentionDurationCheck.enabled"
-        before = lakehouse.spark.conf.get(check, None)
-        lakehouse.spark.conf.set(check, "false")
-        try:
+        with temporary_conf(lakehouse.spark, {"spark.databricks.delta.retentionDurationCheck.enabled": "false"}):
             would = lakehouse.spark.sql(f"VACUUM {_path_sql(lakehouse, layer, table)} RETAIN {hours} HOURS DRY RUN")
             out["files_to_remove"] = would.count()
-        finally:
-            if before is None:
-                lakehouse.spark.conf.unset(check)
-            else:
-                lakehouse.spark.conf.set(check, before)
         return out
     if (detail.properties or {}).get(RETENTION_PROPERTY) != retention:
         out["retention_set"] = lakehouse.set_properties(layer, table, {RETENTION_PROPERTY: retention})
@@ -163,22 +156,10 @@ def maintain_lakehouse(lakehouse: Lakehouse, *, run_id: str | None = None, dry_r
     # VACUUM lists a table's files with one task per spark.sql.sources.parallelPartitionDiscovery.parallelism
     # (10,000 by default): 10,000 tasks for a table of a few dozen files took about 45 s a table on 2 cores.
     # The session's default parallelism (its cores) lists any of the lakehouse's tables in one wave.
-    listing = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
-    before = spark.conf.get(listing, None)
-    spark.conf.set(listing, str(max(1, spark.sparkContext.defaultParallelism)))
-    try:
-        return _maintain_all(lakehouse, run_id, dry_run, layers)
-    finally:
-        if before is None:
-            spark.conf.unset(listing)
-        else:
-            spark.conf.set(listing, before)
-
-
-def _maintain_all(lakehouse: Lakehouse, run_id: str, dry_run: bool, layers: tuple[str, ...]) -> dict:
-    spark = lakehouse.spark
-    hours = lakehouse.settings.lakehouse.retention_hours
-    with stage_run(spark, lakehouse.path("ops", "run_log"), run_id, "maintain") as run:
+    parallelism = str(max(1, spark.sparkContext.defaultParallelism))
+    listing = {"spark.sql.sources.parallelPartitionDiscovery.parallelism": parallelism}
+    run_log = lakehouse.path("ops", "run_log")
+    with temporary_conf(spark, listing), stage_run(spark, run_log, run_id, "maintain") as run:
         tables, failed = {}, {}
         held = export_held_versions(lakehouse)
         for layer in layers:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import DataType, StringType, TimestampType
@@ -16,7 +17,8 @@ from pyspark.sql.types import DataType, StringType, TimestampType
 from cdp_lib.config import Settings
 from cdp_lib.runtime import jar_paths
 
-__all__ = ["JAVA_FUNCTIONS", "build_session", "register_functions", "session_conf", "under_spark_submit"]
+__all__ = ["JAVA_FUNCTIONS", "build_session", "register_functions", "session_conf", "temporary_conf",
+           "under_spark_submit"]
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +102,16 @@ def build_session(settings: Settings, extra_conf: dict[str, str] | None = None) 
     register_functions(spark)
     log.info("spark %s session on %s (env=%s)", spark.version, spark.sparkContext.master, settings.env)
     return spark
+
+
+@contextmanager
+def temporary_conf(spark: SparkSession, values: dict[str, str]):
+    """Session settings for the duration of a block, restored afterwards."""
+    before = {k: spark.conf.get(k, None) for k in values}
+    for k, v in values.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            spark.conf.unset(k) if v is None else spark.conf.set(k, v)

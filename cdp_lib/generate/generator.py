@@ -35,7 +35,8 @@ from cdp_lib.generate.truth import (
     truth_people,
     truth_records,
 )
-from cdp_lib.generate.writer import FileSpec, HadoopFiles, redeliver, temporary_conf, write_files
+from cdp_lib.generate.writer import FileSpec, HadoopFiles, redeliver, write_files
+from cdp_lib.session import temporary_conf
 
 __all__ = ["GenerateResult", "LANDING_FOLDERS", "generate_sample_data", "default_truth_dir", "source_frames"]
 

@@ -11,13 +11,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-__all__ = ["FileSpec", "HadoopFiles", "write_files", "redeliver", "temporary_conf"]
+from cdp_lib.session import temporary_conf
+
+__all__ = ["FileSpec", "HadoopFiles", "write_files", "redeliver"]
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,6 @@ class HadoopFiles:
 
         walk(self._Path(root), {})
         return out
-
-
-@contextmanager
-def temporary_conf(spark: SparkSession, values: dict[str, str]):
-    """Session settings for the duration of a block, restored afterwards."""
-    before = {k: spark.conf.get(k, None) for k in values}
-    for k, v in values.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            spark.conf.unset(k) if v is None else spark.conf.set(k, v)
 
 
 # A task writes its rows of every output folder through concurrently open writers instead
